@@ -1,0 +1,828 @@
+"""``CascadingChatModel``: a chat model that escalates to stronger tiers on quality."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Literal, Self
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+    UsageMetadataCallbackHandler,
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    UsageMetadata,
+)
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages.utils import message_chunk_to_message
+from langchain_core.output_parsers import (
+    JsonOutputKeyToolsParser,
+    JsonOutputParser,
+    PydanticOutputParser,
+    PydanticToolsParser,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableMap,
+    RunnablePassthrough,
+    ensure_config,
+)
+from langchain_core.utils.function_calling import (
+    convert_to_json_schema,
+    convert_to_openai_tool,
+)
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import Field, field_validator, model_validator
+
+from langchain_cascade._callbacks import (
+    ParentRun,
+    ainvoke_nested,
+    astream_nested,
+    invoke_nested,
+    stream_nested,
+)
+from langchain_cascade._run import (
+    ESCALATION_EVENT,
+    CallGate,
+    CallTier,
+    Effect,
+    Escalation,
+    Outcome,
+    Plan,
+    TierOutput,
+    decide,
+)
+from langchain_cascade.gates.base import Gate, coerce_gate
+
+__all__ = ["CascadingChatModel"]
+
+_STREAM_PARENT = "_cascade_stream_parent"
+_PRIVATE_KWARGS = (_STREAM_PARENT,)
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+
+def model_name(model: BaseChatModel) -> str:
+    """A chat model's name for metadata: its LangSmith model name, else its class.
+
+    Args:
+        model: Any chat model.
+
+    Returns:
+        The name.
+    """
+    try:
+        name = model._get_ls_params().get("ls_model_name")
+    except Exception:  # noqa: BLE001 - a child's tracing params are best effort
+        name = None
+    return str(name) if name else type(model).__name__
+
+
+@dataclass(frozen=True)
+class _StructuredOutput:
+    """A ``with_structured_output`` request, passed to every tier."""
+
+    schema: Any
+    method: StructuredMethod
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Stable across processes: it is part of the cache key and the trace.
+        schema = json.dumps(convert_to_json_schema(self.schema), sort_keys=True)
+        return f"StructuredOutput(method={self.method!r}, schema={schema})"
+
+
+class CascadingChatModel(BaseChatModel):
+    """A chat model that answers with the cheapest tier whose answer passes its gate.
+
+    Each call tries ``models[0]`` first. A gate judges the answer; when it passes,
+    that answer is returned, otherwise the next, stronger tier is tried. The last
+    tier is the safety net: its answer is returned whatever its quality, and
+    ``review_gate``, when given, flags it for human review. A tier that raises
+    (timeout, rate limit, server error) escalates too; only when the final tier
+    raises does the call fail, with a :class:`~langchain_cascade.CascadeError`
+    that holds every attempt.
+
+    Every attempt runs as a child run tagged ``cascade:tier:<i>``, every gate as
+    a child run tagged ``cascade:gate``, and each escalation dispatches the custom
+    event ``cascade_escalation``. The answer's ``response_metadata["cascade"]``
+    tells the whole story of the call: ``tier``, ``model``, ``escalated``,
+    ``needs_review`` and one entry per attempt in ``attempts``.
+
+    Usage: the answer's ``usage_metadata`` is the total of the call (every attempt
+    and every gate's model calls), reported under the cascade's own model name
+    (``response_metadata["model_name"]``, default ``"cascade"``). With
+    ``get_usage_metadata_callback()`` the children also appear under their own
+    names: read either the children's entries or the cascade's, not their sum.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-cascade
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_core.language_models.fake_chat_models import FakeListChatModel
+            from langchain_cascade import CascadingChatModel
+            from langchain_cascade.gates import HedgingGate
+
+            cascade = CascadingChatModel(
+                models=[
+                    FakeListChatModel(responses=["I'm not sure."]),
+                    FakeListChatModel(responses=["Paris."]),
+                ],
+                gates=[HedgingGate()],
+            )
+
+    Invoke:
+        .. code-block:: python
+
+            answer = cascade.invoke("What is the capital of France?")
+            answer.content  # 'Paris.'
+            answer.response_metadata["cascade"]["tier"]  # 1: the first tier hedged
+
+    Stream:
+        .. code-block:: python
+
+            for chunk in cascade.stream("What is the capital of France?"):
+                print(chunk.content, end="")  # a rejected draft is never streamed
+
+    Async:
+        .. code-block:: python
+
+            answer = await cascade.ainvoke("What is the capital of France?")
+
+    Tool calling:
+        .. code-block:: python
+
+            from langchain_cascade.gates import ToolCallGate
+
+            cascade_with_tools = cascade.bind_tools([get_weather])  # every tier gets them
+    """
+
+    models: list[BaseChatModel] = Field(min_length=1)
+    """The tiers, cheapest first. The last one always answers."""
+
+    gates: list[Gate] = Field(default_factory=list)
+    """One gate per non-final tier, or one gate for all of them."""
+
+    review_gate: Gate | None = None
+    """Optional check of the final tier's answer; a failure sets ``needs_review``."""
+
+    stop: list[str] | None = None
+    """Stop sequences passed to every tier when the call gives none."""
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _check_models(cls, value: object) -> object:
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            msg = f"models must be a list of chat models, got {type(value).__name__}"
+            raise TypeError(msg)
+        if not value:
+            msg = "models is empty: give at least one chat model, cheapest first"
+            raise ValueError(msg)
+        for i, model in enumerate(value):
+            if not isinstance(model, BaseChatModel):
+                msg = (
+                    f"models[{i}] is a {type(model).__name__}, not a chat model "
+                    "(langchain_core BaseChatModel)"
+                )
+                raise TypeError(msg)
+        return list(value)
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _coerce_gates(cls, value: object) -> list[Gate]:
+        if value is None:
+            return []
+        items = value if isinstance(value, list | tuple) else [value]
+        return [coerce_gate(g, where=f"gates[{i}]") for i, g in enumerate(items)]
+
+    @field_validator("review_gate", mode="before")
+    @classmethod
+    def _coerce_review_gate(cls, value: object) -> Gate | None:
+        return None if value is None else coerce_gate(value, where="review_gate")
+
+    @model_validator(mode="after")
+    def _check_gate_count(self) -> Self:
+        needed = len(self.models) - 1
+        if needed == 0 and self.gates:
+            msg = (
+                f"one model needs no gates, got {len(self.gates)}: the final tier is "
+                "always returned (use review_gate to check it)"
+            )
+            raise ValueError(msg)
+        if needed > 0 and len(self.gates) not in (1, needed):
+            msg = (
+                f"{len(self.models)} models need {needed} gates (one per non-final "
+                f"tier) or 1 gate for all of them, got {len(self.gates)}"
+            )
+            raise ValueError(msg)
+        if needed > 1 and len(self.gates) == 1:
+            self.gates = self.gates * needed
+        return self
+
+    # --- identity --------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "cascade"
+
+    @property
+    def cascade_name(self) -> str:
+        """The name answers are reported under (``response_metadata["model_name"]``)."""
+        return self.name or "cascade"
+
+    @property
+    def model_names(self) -> list[str]:
+        """The tiers' model names, cheapest first."""
+        return [model_name(m) for m in self.models]
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # A fingerprint of each child's own cache key: two cascades with different
+        # children never share cache entries, and the traced params stay small.
+        def fingerprint(model: BaseChatModel) -> str:
+            llm_string = model._get_llm_string()
+            return hashlib.sha256(llm_string.encode()).hexdigest()[:16]
+
+        return {
+            "tiers": [
+                f"{name}#{fingerprint(m)}"
+                for name, m in zip(self.model_names, self.models, strict=True)
+            ],
+            "gates": [repr(g) for g in self.gates],
+            "review_gate": repr(self.review_gate) if self.review_gate else None,
+        }
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> Any:  # LangSmithParams
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "langchain_cascade"
+        override = kwargs.get("model")
+        params["ls_model_name"] = (
+            override if isinstance(override, str) else self.cascade_name
+        )
+        return params
+
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        for key in _PRIVATE_KWARGS:
+            kwargs.pop(key, None)
+        return super()._get_invocation_params(stop=stop, **kwargs)
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        for key in _PRIVATE_KWARGS:
+            kwargs.pop(key, None)
+        return super()._get_llm_string(stop=stop, **kwargs)
+
+    def _resolve_model_profile(self) -> Any:
+        # What every tier supports: a feature is on only when all tiers have it.
+        profiles = [m.profile for m in self.models]
+        if any(p is None for p in profiles):
+            return None
+        merged: dict[str, Any] = {}
+        for key in set().union(*(p.keys() for p in profiles if p)):
+            values = [p.get(key) for p in profiles if p is not None]
+            if all(isinstance(v, bool) for v in values):
+                merged[key] = all(values)
+            elif all(isinstance(v, int) for v in values):
+                merged[key] = min(int(v) for v in values if isinstance(v, int))
+        return merged
+
+    def get_num_tokens(self, text: str) -> int:
+        """Count tokens with the first tier's tokenizer."""
+        return self.models[0].get_num_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Count tokens with the first tier's tokenizer."""
+        return self.models[0].get_num_tokens_from_messages(messages, tools=tools)
+
+    # --- tools and structured output -------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to every tier.
+
+        Each tier gets them through its own ``bind_tools`` (so provider-specific
+        formatting stays with the provider), and gates see their OpenAI-format
+        schemas in ``GateInput.tools``.
+
+        Args:
+            tools: Tools as accepted by ``convert_to_openai_tool``.
+            tool_choice: Passed to every tier's ``bind_tools``.
+            **kwargs: Further ``bind_tools`` arguments for every tier (e.g.
+                ``strict``, ``parallel_tool_calls``).
+
+        Returns:
+            The cascade with the tools bound.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        bound: dict[str, Any] = {"tools": formatted}
+        if tool_choice is not None:
+            bound["tool_choice"] = tool_choice
+        if kwargs:
+            bound["tool_kwargs"] = kwargs
+        return self.bind(**bound)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: StructuredMethod = "function_calling",
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured output from whichever tier answers.
+
+        Every tier is called through its own ``with_structured_output(schema,
+        method=method)``, so each uses its native mechanism. A non-final tier whose
+        answer does not parse escalates; a final answer that does not parse is
+        flagged ``needs_review``.
+
+        Args:
+            schema: A Pydantic class, TypedDict or JSON schema.
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}``.
+            method: ``"function_calling"`` (default), ``"json_schema"`` or
+                ``"json_mode"``.
+            **kwargs: Further arguments for every tier's ``with_structured_output``.
+
+        Returns:
+            A Runnable that outputs the parsed object.
+        """
+        request = _StructuredOutput(schema=schema, method=method, kwargs=kwargs)
+        llm = self.bind(
+            structured_output=request,
+            ls_structured_output_format={
+                "kwargs": {"method": method},
+                "schema": convert_to_json_schema(schema),
+            },
+        )
+        parser = _parser_for(schema, method)
+        if not include_raw:
+            return llm | parser
+        parse = itemgetter("raw") | parser
+        with_parsed = RunnablePassthrough.assign(
+            parsed=parse, parsing_error=lambda _: None
+        )
+        on_error = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | with_parsed.with_fallbacks(
+            [on_error], exception_key="parsing_error"
+        )
+
+    # --- the four entry points, one decision loop --------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._start_call(messages, stop, run_manager, kwargs)
+        steps = _Stepper(decide(call.plan))
+        while (effect := steps.next()) is not None:
+            try:
+                steps.send(call.perform(effect))
+            except Exception as exc:  # noqa: BLE001 - decide() records it
+                steps.throw(exc)
+        return self._chat_result(steps.outcome)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._start_call(messages, stop, run_manager, kwargs)
+        steps = _Stepper(decide(call.plan))
+        while (effect := steps.next()) is not None:
+            try:
+                steps.send(await call.aperform(effect))
+            except Exception as exc:  # noqa: BLE001 - decide() records it
+                steps.throw(exc)
+        return self._chat_result(steps.outcome)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        call = self._start_call(messages, stop, run_manager, kwargs)
+        steps = _Stepper(decide(call.plan))
+        live = False
+        while (effect := steps.next()) is not None:
+            try:
+                if call.streams_live(effect):
+                    live = True
+                    steps.send((yield from call.stream_tier(effect)))
+                else:
+                    steps.send(call.perform(effect))
+            except Exception as exc:  # noqa: BLE001 - decide() records it
+                steps.throw(exc)
+        yield self._last_chunk(steps.outcome, live=live)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        call = self._start_call(messages, stop, run_manager, kwargs)
+        steps = _Stepper(decide(call.plan))
+        live = False
+        while (effect := steps.next()) is not None:
+            try:
+                if call.streams_live(effect):
+                    live = True
+                    streamed = call.astream_tier(effect)
+                    async for chunk in streamed.chunks():
+                        yield chunk
+                    steps.send(streamed.output)
+                else:
+                    steps.send(await call.aperform(effect))
+            except Exception as exc:  # noqa: BLE001 - decide() records it
+                steps.throw(exc)
+        yield self._last_chunk(steps.outcome, live=live)
+
+    # ``stream()``/``astream()`` call ``_stream`` without a run manager. To nest
+    # the attempts under the cascade's run, fix the run id before the base class
+    # starts the run and hand it, with the config, to ``_stream``.
+    def stream(
+        self,
+        input: LanguageModelInput,  # noqa: A002
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Stream the answer; a rejected attempt's tokens are never streamed."""
+        config, parent = self._with_run_id(config)
+        yield from super().stream(
+            input, config, stop=stop, **{_STREAM_PARENT: parent}, **kwargs
+        )
+
+    async def astream(
+        self,
+        input: LanguageModelInput,  # noqa: A002
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Stream the answer; a rejected attempt's tokens are never streamed."""
+        config, parent = self._with_run_id(config)
+        async for chunk in super().astream(
+            input, config, stop=stop, **{_STREAM_PARENT: parent}, **kwargs
+        ):
+            yield chunk
+
+    def _with_run_id(
+        self, config: RunnableConfig | None
+    ) -> tuple[RunnableConfig, ParentRun]:
+        config = ensure_config(config)
+        run_id = config.get("run_id") or uuid.uuid4()
+        config = {**config, "run_id": run_id}
+        return config, ParentRun.from_config(run_id, config, self)
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _start_call(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> _Call:
+        stream_parent: ParentRun | None = kwargs.pop(_STREAM_PARENT, None)
+        if run_manager is not None:
+            parent = ParentRun.from_run_manager(run_manager)
+        elif stream_parent is not None:
+            parent = stream_parent
+        else:
+            parent = ParentRun(run_id=uuid.uuid4(), handlers=(), tags=(), metadata={})
+        tools: list[dict[str, Any]] = kwargs.pop("tools", None) or []
+        tool_choice = kwargs.pop("tool_choice", None)
+        tool_kwargs: dict[str, Any] = kwargs.pop("tool_kwargs", None) or {}
+        structured: _StructuredOutput | None = kwargs.pop("structured_output", None)
+        kwargs.pop("ls_structured_output_format", None)
+        runnables = [
+            _tier_runnable(m, tools, tool_choice, tool_kwargs, structured)
+            for m in self.models
+        ]
+        plan = Plan(
+            messages=messages,
+            models=self.models,
+            model_names=self.model_names,
+            gates=self.gates,
+            review_gate=self.review_gate,
+            tools=tools,
+        )
+        return _Call(
+            plan=plan,
+            parent=parent,
+            runnables=runnables,
+            structured=structured is not None,
+            call_kwargs={"stop": stop or self.stop, **kwargs},
+        )
+
+    def _response_metadata(
+        self, outcome: Outcome, *, drop_logprobs: bool = False
+    ) -> dict[str, Any]:
+        metadata = dict(outcome.message.response_metadata)
+        if drop_logprobs:
+            metadata.pop("logprobs", None)
+        metadata["model_name"] = self.cascade_name
+        metadata["cascade"] = outcome.metadata()
+        return metadata
+
+    def _chat_result(self, outcome: Outcome | None) -> ChatResult:
+        assert outcome is not None  # noqa: S101 - the loop always ends with one
+        message = outcome.message.model_copy(
+            update={
+                "id": None,
+                "response_metadata": self._response_metadata(outcome),
+                "usage_metadata": outcome.usage,
+            }
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _last_chunk(
+        self, outcome: Outcome | None, *, live: bool
+    ) -> ChatGenerationChunk:
+        assert outcome is not None  # noqa: S101 - the loop always ends with one
+        message = outcome.message
+        usage: UsageMetadata | None = outcome.usage
+        if live and outcome.tier == len(self.models) - 1:
+            # The answer's content was streamed already; close it with the story.
+            chunk = AIMessageChunk(
+                content="" if isinstance(message.content, str) else [],
+                response_metadata=self._response_metadata(outcome, drop_logprobs=True),
+                usage_metadata=usage,
+                chunk_position="last",
+            )
+        else:
+            chunk = AIMessageChunk(
+                content=message.content,
+                additional_kwargs=message.additional_kwargs,
+                tool_call_chunks=[
+                    tool_call_chunk(
+                        name=tc["name"],
+                        args=json.dumps(tc["args"]),
+                        id=tc["id"],
+                        index=i,
+                    )
+                    for i, tc in enumerate(message.tool_calls)
+                ],
+                response_metadata=self._response_metadata(outcome),
+                usage_metadata=usage,
+                chunk_position="last",
+            )
+        return ChatGenerationChunk(message=chunk)
+
+
+def _tier_runnable(
+    model: BaseChatModel,
+    tools: list[dict[str, Any]],
+    tool_choice: Any,
+    tool_kwargs: dict[str, Any],
+    structured: _StructuredOutput | None,
+) -> Runnable[Any, Any]:
+    """The tier's model, prepared for this call (tools or structured output)."""
+    if structured is not None:
+        return model.with_structured_output(
+            structured.schema,
+            method=structured.method,
+            include_raw=True,
+            **structured.kwargs,
+        )
+    if tools:
+        choice = {} if tool_choice is None else {"tool_choice": tool_choice}
+        return model.bind_tools(tools, **choice, **tool_kwargs)
+    return model
+
+
+def _parser_for(schema: Any, method: StructuredMethod) -> Runnable[Any, Any]:
+    pydantic_schema = isinstance(schema, type) and is_basemodel_subclass(schema)
+    if method == "function_calling":
+        if pydantic_schema:
+            return PydanticToolsParser(tools=[schema], first_tool_only=True)
+        name = convert_to_openai_tool(schema)["function"]["name"]
+        return JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+    if pydantic_schema:
+        return PydanticOutputParser(pydantic_object=schema)
+    return JsonOutputParser()
+
+
+def _tier_output(value: Any, *, structured: bool) -> TierOutput:
+    """Read a tier's answer (an AIMessage, or a structured-output dict)."""
+    if not structured:
+        if not isinstance(value, AIMessage):
+            msg = f"the tier returned {type(value).__name__}, not an AIMessage"
+            raise TypeError(msg)
+        return TierOutput(message=value)
+    error = value.get("parsing_error")
+    parse_error = None if error is None else f"{type(error).__name__}: {error}"
+    if parse_error is None and value.get("parsed") is None:
+        parse_error = "the answer holds no structured output"
+    return TierOutput(message=value["raw"], parse_error=parse_error)
+
+
+def _live_chunk(chunk: AIMessageChunk) -> ChatGenerationChunk | None:
+    """A child's chunk as the cascade streams it on, or ``None`` when empty.
+
+    Only content, tool-call chunks and logprobs pass: the child's ids, usage and
+    metadata would merge wrongly with the cascade's closing chunk, which carries
+    the call's metadata and usage instead.
+    """
+    logprobs = chunk.response_metadata.get("logprobs")
+    if not (chunk.content or chunk.tool_call_chunks or logprobs):
+        return None
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content=chunk.content,
+            additional_kwargs=chunk.additional_kwargs,
+            tool_call_chunks=chunk.tool_call_chunks,
+            response_metadata={"logprobs": logprobs} if logprobs else {},
+        )
+    )
+
+
+class _Stepper:
+    """Steps the decision generator: ``next()`` the effect, ``send``/``throw`` back."""
+
+    def __init__(self, steps: Any) -> None:
+        self._steps = steps
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.outcome: Outcome | None = None
+
+    def next(self) -> Effect | None:
+        try:
+            if self._error is not None:
+                error, self._error = self._error, None
+                return self._steps.throw(error)  # type: ignore[no-any-return]
+            return self._steps.send(self._value)  # type: ignore[no-any-return]
+        except StopIteration as done:
+            self.outcome = done.value
+            return None
+
+    def send(self, value: Any) -> None:
+        self._value = value
+
+    def throw(self, error: BaseException) -> None:
+        self._error = error
+
+
+@dataclass
+class _AsyncTierStream:
+    """A live tier streamed asynchronously; ``output`` is set once it is drained."""
+
+    source: AsyncIterator[Any]
+    output: TierOutput | None = None
+
+    async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
+        merged: AIMessageChunk | None = None
+        async for chunk in self.source:
+            merged = chunk if merged is None else merged + chunk
+            if (live := _live_chunk(chunk)) is not None:
+                yield live
+        self.output = _merged_output(merged)
+
+
+def _merged_output(merged: AIMessageChunk | None) -> TierOutput:
+    if merged is None:
+        msg = "the tier streamed no chunks"
+        raise ValueError(msg)
+    message = message_chunk_to_message(merged)
+    assert isinstance(message, AIMessage)  # noqa: S101 - merged AIMessageChunks
+    return TierOutput(message=message)
+
+
+@dataclass
+class _Call:
+    """One call's I/O: how to reach each tier and gate as child runs."""
+
+    plan: Plan
+    parent: ParentRun
+    runnables: list[Runnable[Any, Any]]
+    structured: bool
+    call_kwargs: dict[str, Any]
+
+    def tier_config(self, tier: int) -> RunnableConfig:
+        return self.parent.child_config(
+            run_name=f"tier {tier}: {self.plan.model_names[tier]}",
+            tags=[f"cascade:tier:{tier}", "nostream"],
+            metadata={"cascade_tier": tier},
+        )
+
+    def gate_config(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> RunnableConfig:
+        return self.parent.child_config(
+            run_name=effect.gate.gate_name,
+            tags=["cascade:gate", "nostream"],
+            metadata={"cascade_tier": effect.gate_input.tier},
+            handlers=[usage],
+        )
+
+    def event_config(self) -> RunnableConfig:
+        return self.parent.child_config()
+
+    def streams_live(self, effect: Effect) -> bool:
+        return isinstance(effect, CallTier) and effect.live and not self.structured
+
+    def _tier_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.call_kwargs.items() if v is not None}
+
+    def perform(self, effect: Effect) -> Any:
+        if isinstance(effect, CallTier):
+            value = invoke_nested(
+                self.runnables[effect.tier],
+                self.plan.messages,
+                self.tier_config(effect.tier),
+                **self._tier_kwargs(),
+            )
+            return _tier_output(value, structured=self.structured)
+        if isinstance(effect, CallGate):
+            usage = UsageMetadataCallbackHandler()
+            result = effect.gate.invoke(
+                effect.gate_input, self.gate_config(effect, usage)
+            )
+            return result, dict(usage.usage_metadata)
+        dispatch_custom_event(ESCALATION_EVENT, effect.data, config=self.event_config())
+        return None
+
+    async def aperform(self, effect: Effect) -> Any:
+        if isinstance(effect, CallTier):
+            value = await ainvoke_nested(
+                self.runnables[effect.tier],
+                self.plan.messages,
+                self.tier_config(effect.tier),
+                **self._tier_kwargs(),
+            )
+            return _tier_output(value, structured=self.structured)
+        if isinstance(effect, CallGate):
+            usage = UsageMetadataCallbackHandler()
+            result = await effect.gate.ainvoke(
+                effect.gate_input, self.gate_config(effect, usage)
+            )
+            return result, dict(usage.usage_metadata)
+        assert isinstance(effect, Escalation)  # noqa: S101
+        await adispatch_custom_event(
+            ESCALATION_EVENT, effect.data, config=self.event_config()
+        )
+        return None
+
+    def stream_tier(
+        self, effect: Effect
+    ) -> Generator[ChatGenerationChunk, None, TierOutput]:
+        assert isinstance(effect, CallTier)  # noqa: S101
+        merged: AIMessageChunk | None = None
+        for chunk in stream_nested(
+            self.runnables[effect.tier],
+            self.plan.messages,
+            self.tier_config(effect.tier),
+            **self._tier_kwargs(),
+        ):
+            merged = chunk if merged is None else merged + chunk
+            if (live := _live_chunk(chunk)) is not None:
+                yield live
+        return _merged_output(merged)
+
+    def astream_tier(self, effect: Effect) -> _AsyncTierStream:
+        assert isinstance(effect, CallTier)  # noqa: S101
+        return _AsyncTierStream(
+            source=astream_nested(
+                self.runnables[effect.tier],
+                self.plan.messages,
+                self.tier_config(effect.tier),
+                **self._tier_kwargs(),
+            ),
+        )

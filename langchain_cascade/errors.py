@@ -1,0 +1,47 @@
+"""Errors raised by the cascade."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_cascade._run import Attempt
+
+__all__ = ["CascadeError"]
+
+
+class CascadeError(RuntimeError):
+    """Raised when the final tier fails: no tier could answer.
+
+    Attributes:
+        attempts: Every attempt of the call, as dicts (the same form as
+            ``response_metadata["cascade"]["attempts"]``), each with its ``error``.
+    """
+
+    def __init__(self, attempts: Sequence[Attempt]) -> None:
+        """Build the error from the call's attempts.
+
+        Args:
+            attempts: Every attempt of the call, the failing final one last.
+        """
+        self.attempts: list[dict[str, Any]] = [a.to_dict() for a in attempts]
+        lines = [
+            f"  tier {a['tier']} ({a['model']}): {a['error'] or a['reason']}"
+            for a in self.attempts
+        ]
+        super().__init__(
+            f"the final tier failed after {len(self.attempts)} attempts:\n"
+            + "\n".join(lines)
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Keep the attempts when the error is pickled (e.g. across processes)."""
+        return (_rebuild, (str(self), self.attempts))
+
+
+def _rebuild(message: str, attempts: list[dict[str, Any]]) -> CascadeError:
+    err = CascadeError.__new__(CascadeError)
+    RuntimeError.__init__(err, message)
+    err.attempts = attempts
+    return err

@@ -1,0 +1,50 @@
+"""Quality gates: decide whether a tier's answer is good enough to return.
+
+A gate is a Runnable from :class:`GateInput` to :class:`GateResult`. Small gates
+combine with :func:`all_of`, :func:`any_of` and :func:`weighted`.
+"""
+
+from langchain_cascade.gates.base import (
+    Gate,
+    GateInput,
+    GateLike,
+    GateResult,
+    RunnableGate,
+    coerce_gate,
+)
+from langchain_cascade.gates.combinators import (
+    AllOf,
+    AnyOf,
+    Weighted,
+    all_of,
+    any_of,
+    weighted,
+)
+from langchain_cascade.gates.logprob import LogprobGate, token_logprobs
+from langchain_cascade.gates.rules import (
+    DEFAULT_HEDGING_PHRASES,
+    HedgingGate,
+    MinLengthGate,
+    RegexGate,
+)
+
+__all__ = [
+    "DEFAULT_HEDGING_PHRASES",
+    "AllOf",
+    "AnyOf",
+    "Gate",
+    "GateInput",
+    "GateLike",
+    "GateResult",
+    "HedgingGate",
+    "LogprobGate",
+    "MinLengthGate",
+    "RegexGate",
+    "RunnableGate",
+    "Weighted",
+    "all_of",
+    "any_of",
+    "coerce_gate",
+    "token_logprobs",
+    "weighted",
+]

@@ -1,0 +1,154 @@
+"""Fast fake chat models for the cascade's logic tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
+
+Responder = Callable[[list[BaseMessage]], AIMessage]
+
+
+def logprob_meta(*logprobs: float) -> dict[str, Any]:
+    return {
+        "logprobs": {
+            "content": [
+                {"token": f"t{i}", "logprob": lp, "top_logprobs": []}
+                for i, lp in enumerate(logprobs)
+            ]
+        }
+    }
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers from a script, a fixed reply or a function of the messages.
+
+    ``script`` items may be exceptions, which are raised. The model records the
+    kwargs (e.g. tools) of every call.
+    """
+
+    model: str = "scripted"
+    reply: str | None = None
+    script: list[Any] = Field(default_factory=list)  # AIMessage or Exception
+    responder: Responder | None = None
+    delay_s: float = 0.0
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+    lock: Any = Field(default_factory=threading.Lock, exclude=True)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "reply": self.reply}
+
+    def _next(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        with self.lock:
+            self.calls.append({"messages": messages, **kwargs})
+            if self.script:
+                item = self.script.pop(0)
+                if isinstance(item, Exception):
+                    raise item
+                return item  # type: ignore[no-any-return]
+        if self.responder is not None:
+            return self.responder(messages)
+        return AIMessage(
+            self.reply or "",
+            usage_metadata={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+            response_metadata={"model_name": self.model},
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(
+            generations=[ChatGeneration(message=self._next(messages, kwargs))]
+        )
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return self._generate(messages, stop, None, **kwargs)
+
+    def _chunks(self, message: AIMessage) -> Iterator[ChatGenerationChunk]:
+        text = message.text
+        for i, piece in enumerate([text[:1], text[1:]] if len(text) > 1 else [text]):
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=piece,
+                    tool_call_chunks=[
+                        {
+                            "name": tc["name"],
+                            "args": str(tc["args"]).replace("'", '"'),
+                            "id": tc["id"],
+                            "index": j,
+                            "type": "tool_call_chunk",
+                        }
+                        for j, tc in enumerate(message.tool_calls)
+                    ]
+                    if i == 0
+                    else [],
+                    response_metadata=message.response_metadata if i == 0 else {},
+                    usage_metadata=message.usage_metadata if i == 0 else None,
+                )
+            )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self._chunks(self._next(messages, kwargs)):
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        for chunk in self._chunks(self._next(messages, kwargs)):
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    def bind_tools(
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: Any = None,
+        **kwargs: Any,
+    ) -> Runnable[Any, AIMessage]:
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        extra = {} if tool_choice is None else {"tool_choice": tool_choice}
+        return self.bind(tools=formatted, **extra, **kwargs)
