@@ -1,11 +1,12 @@
 """The cascade's decision loop, written once for invoke, async and streaming.
 
 :func:`decide` is a generator: it never calls a model or a gate itself. It yields
-an *effect* (call tier ``i``, call a gate, announce an escalation) and the driver
-in ``chat_models.py`` (sync, async, streaming or async streaming) performs it and
-sends back the result, or throws the exception it raised. So the rules of the
-cascade (when to escalate, what an attempt records, when the call fails) live
-here, in one place, and the drivers differ only in how they do I/O.
+an *effect* (call tier ``i``, call a gate, dispatch an event, format the answer)
+and the driver in ``chat_models.py`` (sync, async, streaming or async streaming)
+performs it and sends back the result, or throws the exception it raised. So the
+rules of the cascade (when to escalate, what an attempt records, what it costs,
+when the call fails) live here, in one place, and the drivers differ only in how
+they do I/O.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from langchain_core.messages.ai import add_usage
 
 from langchain_cascade.errors import CascadeError
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
+from langchain_cascade.pricing import PriceTable, price_of, sum_known
 
 __all__ = [
+    "ESCALATION_EVENT",
+    "REVIEW_EVENT",
     "Attempt",
+    "CallFormatter",
     "CallGate",
     "CallTier",
     "Effect",
-    "Escalation",
+    "Event",
     "Outcome",
     "Plan",
     "TierOutput",
@@ -35,6 +40,7 @@ __all__ = [
 ]
 
 ESCALATION_EVENT = "cascade_escalation"
+REVIEW_EVENT = "cascade_needs_review"
 
 
 @dataclass
@@ -55,6 +61,14 @@ class Attempt:
     gate: str | None = None
     gate_latency_s: float | None = None
     gate_usage: dict[str, UsageMetadata] = field(default_factory=dict)
+    cost: float | None = None
+    gate_cost: float | None = 0.0
+    message: AIMessage | None = field(default=None, repr=False)
+
+    @property
+    def total_cost(self) -> float | None:
+        """The tier's call plus its gate, ``None`` when either is unknown."""
+        return sum_known([self.cost, self.gate_cost])
 
     def to_dict(self) -> dict[str, Any]:
         """The attempt as plain JSON-ready data."""
@@ -72,6 +86,8 @@ class Attempt:
                 None if self.gate_latency_s is None else round(self.gate_latency_s, 6)
             ),
             "gate_usage": {k: dict(v) for k, v in self.gate_usage.items()},
+            "cost": self.cost,
+            "gate_cost": self.gate_cost,
         }
 
 
@@ -85,6 +101,9 @@ class Plan:
     gates: Sequence[Gate]
     review_gate: Gate | None
     tools: list[dict[str, Any]]
+    prices: PriceTable = field(default_factory=dict)
+    max_cost: float | None = None
+    formats: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,20 +127,31 @@ class TierOutput:
 
 @dataclass(frozen=True)
 class CallGate:
-    """Effect: run ``gate`` on ``gate_input``; the driver answers ``(result, usage)``."""
+    """Effect: run ``gate`` on ``gate_input``; the driver answers ``(result, usage)``.
+
+    ``usage`` maps each model the gate called to the tokens it spent.
+    """
 
     gate: Gate
     gate_input: GateInput
 
 
 @dataclass(frozen=True)
-class Escalation:
-    """Effect: announce an escalation (the ``cascade_escalation`` custom event)."""
+class Event:
+    """Effect: dispatch the custom event ``name`` on the cascade's run."""
 
+    name: str
     data: dict[str, Any]
 
 
-Effect = CallTier | CallGate | Escalation
+@dataclass(frozen=True)
+class CallFormatter:
+    """Effect: run the formatter on the final answer; the driver answers an AIMessage."""
+
+    message: AIMessage
+
+
+Effect = CallTier | CallGate | Event | CallFormatter
 
 
 @dataclass(frozen=True)
@@ -133,29 +163,38 @@ class Outcome:
     needs_review: bool
     review_reason: str
     attempts: list[Attempt]
+    cost: dict[str, Any]
+    format_error: str | None = None
 
     @property
     def usage(self) -> UsageMetadata | None:
         """Tokens of every attempt and every gate's model calls in this call."""
         total: UsageMetadata | None = None
         for attempt in self.attempts:
-            parts = [attempt.usage, *attempt.gate_usage.values()]
-            for part in parts:
+            for part in [attempt.usage, *attempt.gate_usage.values()]:
                 if part:
                     total = part if total is None else add_usage(total, part)
         return total
 
     def metadata(self) -> dict[str, Any]:
         """The ``response_metadata["cascade"]`` dict."""
-        chosen = self.attempts[-1]
-        return {
+        metadata = {
             "tier": self.tier,
-            "model": chosen.model,
+            "model": self.attempts[self.tier_index].model,
             "escalated": self.tier > 0,
             "needs_review": self.needs_review,
             "review_reason": self.review_reason,
+            "cost": self.cost,
             "attempts": [a.to_dict() for a in self.attempts],
         }
+        if self.format_error is not None:
+            metadata["format_error"] = self.format_error
+        return metadata
+
+    @property
+    def tier_index(self) -> int:
+        """The position of the answering attempt in ``attempts``."""
+        return next(i for i, a in enumerate(self.attempts) if a.tier == self.tier)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -185,6 +224,9 @@ def _judge(
         )
     attempt.gate_latency_s = time.perf_counter() - started
     attempt.gate_usage = usage
+    attempt.gate_cost = sum_known(
+        price_of(plan.prices, model, u) for model, u in usage.items()
+    )
     attempt.score = result.score
     attempt.reason = result.reason
     return cast("GateResult", result)
@@ -193,10 +235,11 @@ def _judge(
 def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
     """The cascade: try each tier in order until a gate passes or the last answers.
 
-    Non-final tiers: an error or a failed gate escalates. The final tier is the
-    safety net: its answer is returned whatever its quality, checked by the review
-    gate when there is one. When the final tier raises, :class:`CascadeError`
-    carries every attempt.
+    Non-final tiers: an error or a failed gate escalates, unless ``max_cost``
+    forbids the next tier, in which case the best answer so far is returned,
+    flagged for review. The final tier is the safety net: its answer is returned
+    whatever its quality, checked by the review gate when there is one. When the
+    final tier raises, :class:`CascadeError` carries every attempt.
 
     Args:
         plan: The call.
@@ -208,65 +251,96 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
         The outcome.
 
     Raises:
-        CascadeError: When the final tier raises.
+        CascadeError: When the final tier raises, or the budget stops the call
+            before any tier answered.
     """
     attempts: list[Attempt] = []
     last = len(plan.models) - 1
     for tier in range(last + 1):
+        if tier > 0 and (over := _over_budget(plan, tier, attempts)) is not None:
+            return (yield from _finish(plan, attempts, _best(attempts), over))
         final = tier == last
         attempt = Attempt(tier=tier, model=plan.model_names[tier])
         attempts.append(attempt)
         started = time.perf_counter()
         try:
-            output: TierOutput = yield CallTier(tier, live=final)
+            output: TierOutput = yield CallTier(tier, live=final and not plan.formats)
         except Exception as exc:
             attempt.latency_s = time.perf_counter() - started
             attempt.error = _error_text(exc)
             attempt.reason = f"tier raised {attempt.error}"
             if final:
                 raise CascadeError(attempts) from exc
-            yield Escalation(_escalation(attempt, to_tier=tier + 1))
+            yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
             continue
         attempt.latency_s = time.perf_counter() - started
-        message = output.message
-        attempt.usage = message.usage_metadata
+        attempt.message = output.message
+        attempt.usage = output.message.usage_metadata
+        attempt.cost = price_of(plan.prices, attempt.model, attempt.usage)
 
         if final:
-            attempt.accepted = True
-            needs_review, review_reason = False, ""
+            review_reason = ""
             if output.parse_error is not None:
-                needs_review = True
                 review_reason = f"structured output did not parse: {output.parse_error}"
                 attempt.reason = review_reason
             elif plan.review_gate is not None:
                 review = yield from _judge(
-                    plan, tier, message, plan.review_gate, attempt
+                    plan, tier, output.message, plan.review_gate, attempt
                 )
-                needs_review, review_reason = not review.passed, review.reason
+                review_reason = "" if review.passed else review.reason
             else:
                 attempt.reason = "final tier"
-            return Outcome(
-                message,
-                tier,
-                needs_review=needs_review,
-                review_reason=review_reason,
-                attempts=attempts,
-            )
+            return (yield from _finish(plan, attempts, attempt, review_reason))
 
         if output.parse_error is not None:
             attempt.reason = f"structured output did not parse: {output.parse_error}"
             passed = False
         else:
-            result = yield from _judge(plan, tier, message, plan.gates[tier], attempt)
+            result = yield from _judge(
+                plan, tier, output.message, plan.gates[tier], attempt
+            )
             passed = result.passed
         if passed:
-            attempt.accepted = True
-            return Outcome(
-                message, tier, needs_review=False, review_reason="", attempts=attempts
-            )
-        yield Escalation(_escalation(attempt, to_tier=tier + 1))
+            return (yield from _finish(plan, attempts, attempt, ""))
+        yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
     msg = "unreachable: the final tier always returns or raises"
     raise AssertionError(msg)
+
+
+def _finish(
+    plan: Plan, attempts: list[Attempt], chosen: Attempt | None, review_reason: str
+) -> Generator[Effect, Any, Outcome]:
+    """Accept ``chosen``, format it, and announce a review flag."""
+    if chosen is None or chosen.message is None:
+        raise CascadeError(attempts, note=review_reason)
+    chosen.accepted = True
+    message, format_error = chosen.message, None
+    if plan.formats:
+        try:
+            message = yield CallFormatter(message)
+        except Exception as exc:  # noqa: BLE001 - keep the answer unformatted
+            format_error = _error_text(exc)
+    outcome = Outcome(
+        message=message,
+        tier=chosen.tier,
+        needs_review=bool(review_reason),
+        review_reason=review_reason,
+        attempts=attempts,
+        cost=_cost_report(plan, attempts, chosen),
+        format_error=format_error,
+    )
+    if outcome.needs_review:
+        yield Event(
+            REVIEW_EVENT,
+            {
+                "tier": chosen.tier,
+                "model": chosen.model,
+                "reason": review_reason,
+                "answer": message.text,
+                "attempts": len(attempts),
+            },
+        )
+    return outcome
 
 
 def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
@@ -277,4 +351,68 @@ def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
         "score": attempt.score,
         "reason": attempt.reason,
         "error": attempt.error,
+    }
+
+
+def _best(attempts: Sequence[Attempt]) -> Attempt | None:
+    """The answered attempt with the highest gate score (the later tier on ties)."""
+    answered = [a for a in attempts if a.message is not None]
+    if not answered:
+        return None
+    return max(
+        answered, key=lambda a: (a.score if a.score is not None else -1.0, a.tier)
+    )
+
+
+def _estimated_cost(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> float | None:
+    """What tier ``tier`` would cost on this call, from the tokens seen so far.
+
+    The prompt is the same for every tier and the answer is assumed as long as
+    the last answer seen; ``None`` when no usage or no price is known.
+    """
+    usage = next((a.usage for a in reversed(attempts) if a.usage), None)
+    return price_of(plan.prices, plan.model_names[tier], usage)
+
+
+def _over_budget(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> str | None:
+    """Why ``max_cost`` forbids tier ``tier``, or ``None`` when it does not.
+
+    Unknown costs never stop a call: without prices the budget cannot be judged.
+    """
+    if plan.max_cost is None:
+        return None
+    spent = sum_known(a.total_cost for a in attempts if a.error is None)
+    estimate = _estimated_cost(plan, tier, attempts)
+    if spent is None or estimate is None or spent + estimate <= plan.max_cost:
+        return None
+    return (
+        f"budget: tier {tier} ({plan.model_names[tier]}) would cost about "
+        f"${estimate:.6g} on top of ${spent:.6g} spent, over max_cost "
+        f"${plan.max_cost:.6g}"
+    )
+
+
+def _cost_report(
+    plan: Plan, attempts: Sequence[Attempt], chosen: Attempt
+) -> dict[str, Any]:
+    """The call's cost against the baseline of always asking the final tier.
+
+    When the final tier was not called on this call, its cost is estimated from
+    the tokens of the chosen answer at the final tier's price.
+    """
+    total = sum_known(a.total_cost for a in attempts)
+    last = len(plan.model_names) - 1
+    final_attempt = next((a for a in attempts if a.tier == last and a.usage), None)
+    if final_attempt is not None:
+        baseline, estimated = final_attempt.cost, False
+    else:
+        baseline = price_of(plan.prices, plan.model_names[last], chosen.usage)
+        estimated = True
+    savings = None if total is None or baseline is None else baseline - total
+    return {
+        "total": total,
+        "baseline": baseline,
+        "baseline_estimated": estimated,
+        "savings": savings,
+        "currency": "USD",
     }

@@ -36,6 +36,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
+    RunnableLambda,
     RunnableMap,
     RunnablePassthrough,
     ensure_config,
@@ -55,17 +56,17 @@ from langchain_cascade._callbacks import (
     stream_nested,
 )
 from langchain_cascade._run import (
-    ESCALATION_EVENT,
+    CallFormatter,
     CallGate,
     CallTier,
     Effect,
-    Escalation,
     Outcome,
     Plan,
     TierOutput,
     decide,
 )
 from langchain_cascade.gates.base import Gate, coerce_gate
+from langchain_cascade.pricing import ModelPrice
 
 __all__ = ["CascadingChatModel"]
 
@@ -184,6 +185,33 @@ class CascadingChatModel(BaseChatModel):
 
     stop: list[str] | None = None
     """Stop sequences passed to every tier when the call gives none."""
+
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Prices by model name (tiers' and gates' models), for costs and budgets.
+
+    A model without a price has an unknown cost, reported as ``None``.
+    """
+
+    max_cost: float | None = Field(default=None, gt=0.0)
+    """Default per-call budget in dollars; a call may pass its own ``max_cost``.
+
+    When the next tier would take the call over it, the best answer so far is
+    returned, flagged ``needs_review`` with the reason.
+    """
+
+    formatter: Runnable[AIMessage, Any] | None = None
+    """Optional Runnable applied to every final answer (returns an AIMessage or
+    a string), so answers look alike whichever tier wrote them."""
+
+    @field_validator("formatter", mode="before")
+    @classmethod
+    def _coerce_formatter(cls, value: object) -> object:
+        if value is None or isinstance(value, Runnable):
+            return value
+        if callable(value):
+            return RunnableLambda(value, name="formatter")
+        msg = f"formatter must be a Runnable or a function, got {type(value).__name__}"
+        raise TypeError(msg)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -532,6 +560,7 @@ class CascadingChatModel(BaseChatModel):
         tool_kwargs: dict[str, Any] = kwargs.pop("tool_kwargs", None) or {}
         structured: _StructuredOutput | None = kwargs.pop("structured_output", None)
         kwargs.pop("ls_structured_output_format", None)
+        max_cost = kwargs.pop("max_cost", self.max_cost)
         runnables = [
             _tier_runnable(m, tools, tool_choice, tool_kwargs, structured)
             for m in self.models
@@ -543,11 +572,15 @@ class CascadingChatModel(BaseChatModel):
             gates=self.gates,
             review_gate=self.review_gate,
             tools=tools,
+            prices=self.prices,
+            max_cost=max_cost,
+            formats=self.formatter is not None,
         )
         return _Call(
             plan=plan,
             parent=parent,
             runnables=runnables,
+            formatter=self.formatter,
             structured=structured is not None,
             call_kwargs={"stop": stop or self.stop, **kwargs},
         )
@@ -654,6 +687,18 @@ def _tier_output(value: Any, *, structured: bool) -> TierOutput:
     return TierOutput(message=value["raw"], parse_error=parse_error)
 
 
+def _formatted(message: AIMessage, value: Any) -> AIMessage:
+    """The formatter's output as the answer, keeping the answer's metadata."""
+    if isinstance(value, str):
+        return message.model_copy(update={"content": value})
+    if isinstance(value, AIMessage):
+        return message.model_copy(
+            update={"content": value.content, "tool_calls": value.tool_calls}
+        )
+    msg = f"the formatter returned {type(value).__name__}, not an AIMessage or str"
+    raise TypeError(msg)
+
+
 def _live_chunk(chunk: AIMessageChunk) -> ChatGenerationChunk | None:
     """A child's chunk as the cascade streams it on, or ``None`` when empty.
 
@@ -732,6 +777,7 @@ class _Call:
     plan: Plan
     parent: ParentRun
     runnables: list[Runnable[Any, Any]]
+    formatter: Runnable[AIMessage, Any] | None
     structured: bool
     call_kwargs: dict[str, Any]
 
@@ -755,6 +801,11 @@ class _Call:
     def event_config(self) -> RunnableConfig:
         return self.parent.child_config()
 
+    def formatter_config(self) -> RunnableConfig:
+        return self.parent.child_config(
+            run_name="formatter", tags=["cascade:formatter", "nostream"]
+        )
+
     def streams_live(self, effect: Effect) -> bool:
         return isinstance(effect, CallTier) and effect.live and not self.structured
 
@@ -776,7 +827,13 @@ class _Call:
                 effect.gate_input, self.gate_config(effect, usage)
             )
             return result, dict(usage.usage_metadata)
-        dispatch_custom_event(ESCALATION_EVENT, effect.data, config=self.event_config())
+        if isinstance(effect, CallFormatter):
+            assert self.formatter is not None  # noqa: S101 - plan.formats
+            return _formatted(
+                effect.message,
+                invoke_nested(self.formatter, effect.message, self.formatter_config()),
+            )
+        dispatch_custom_event(effect.name, effect.data, config=self.event_config())
         return None
 
     async def aperform(self, effect: Effect) -> Any:
@@ -794,9 +851,16 @@ class _Call:
                 effect.gate_input, self.gate_config(effect, usage)
             )
             return result, dict(usage.usage_metadata)
-        assert isinstance(effect, Escalation)  # noqa: S101
+        if isinstance(effect, CallFormatter):
+            assert self.formatter is not None  # noqa: S101 - plan.formats
+            return _formatted(
+                effect.message,
+                await ainvoke_nested(
+                    self.formatter, effect.message, self.formatter_config()
+                ),
+            )
         await adispatch_custom_event(
-            ESCALATION_EVENT, effect.data, config=self.event_config()
+            effect.name, effect.data, config=self.event_config()
         )
         return None
 

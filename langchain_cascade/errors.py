@@ -19,21 +19,21 @@ class CascadeError(RuntimeError):
             ``response_metadata["cascade"]["attempts"]``), each with its ``error``.
     """
 
-    def __init__(self, attempts: Sequence[Attempt]) -> None:
+    def __init__(self, attempts: Sequence[Attempt], *, note: str = "") -> None:
         """Build the error from the call's attempts.
 
         Args:
-            attempts: Every attempt of the call, the failing final one last.
+            attempts: Every attempt of the call, the failing one last.
+            note: Why the call stopped, when it was not the final tier failing
+                (e.g. the budget).
         """
         self.attempts: list[dict[str, Any]] = [a.to_dict() for a in attempts]
         lines = [
             f"  tier {a['tier']} ({a['model']}): {a['error'] or a['reason']}"
             for a in self.attempts
         ]
-        super().__init__(
-            f"the final tier failed after {len(self.attempts)} attempts:\n"
-            + "\n".join(lines)
-        )
+        head = note or f"the final tier failed after {len(self.attempts)} attempts"
+        super().__init__(f"no tier answered: {head}:\n" + "\n".join(lines))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Keep the attempts when the error is pickled (e.g. across processes)."""
