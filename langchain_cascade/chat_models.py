@@ -46,7 +46,7 @@ from langchain_core.utils.function_calling import (
     convert_to_openai_tool,
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from langchain_cascade._callbacks import (
     ParentRun,
@@ -213,6 +213,10 @@ class CascadingChatModel(BaseChatModel):
         msg = f"formatter must be a Runnable or a function, got {type(value).__name__}"
         raise TypeError(msg)
 
+    _identity_cache: tuple[Any, tuple[str, ...], dict[str, Any]] | None = PrivateAttr(
+        default=None
+    )
+
     @field_validator("models", mode="before")
     @classmethod
     def _check_models(cls, value: object) -> object:
@@ -277,24 +281,36 @@ class CascadingChatModel(BaseChatModel):
     @property
     def model_names(self) -> list[str]:
         """The tiers' model names, cheapest first."""
-        return [model_name(m) for m in self.models]
+        return list(self._identity()[0])
+
+    def _identity(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+        # Computed once per configuration: it sits on every call's path.
+        key = (tuple(map(id, self.models)), tuple(map(id, self.gates)))
+        cached = self._identity_cache
+        if cached is None or cached[0] != key:
+            names = tuple(model_name(m) for m in self.models)
+
+            # A fingerprint of each child's own cache key: two cascades with
+            # different children never share cache entries, and the traced
+            # params stay small.
+            def fingerprint(model: BaseChatModel) -> str:
+                llm_string = model._get_llm_string()
+                return hashlib.sha256(llm_string.encode()).hexdigest()[:16]
+
+            params = {
+                "tiers": [
+                    f"{name}#{fingerprint(m)}"
+                    for name, m in zip(names, self.models, strict=True)
+                ],
+                "gates": [repr(g) for g in self.gates],
+                "review_gate": repr(self.review_gate) if self.review_gate else None,
+            }
+            cached = self._identity_cache = (key, names, params)
+        return cached[1], cached[2]
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        # A fingerprint of each child's own cache key: two cascades with different
-        # children never share cache entries, and the traced params stay small.
-        def fingerprint(model: BaseChatModel) -> str:
-            llm_string = model._get_llm_string()
-            return hashlib.sha256(llm_string.encode()).hexdigest()[:16]
-
-        return {
-            "tiers": [
-                f"{name}#{fingerprint(m)}"
-                for name, m in zip(self.model_names, self.models, strict=True)
-            ],
-            "gates": [repr(g) for g in self.gates],
-            "review_gate": repr(self.review_gate) if self.review_gate else None,
-        }
+        return dict(self._identity()[1])
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any

@@ -1,8 +1,10 @@
 """Combine gates: :func:`all_of`, :func:`any_of` and :func:`weighted`.
 
 Each combination is itself a :class:`~langchain_cascade.gates.Gate`, so
-combinations nest. Every part runs as a child run of the combination, and the
-combined verdict's ``reason`` says which parts passed and which failed.
+combinations nest. The combination is one run; its parts are evaluated inside it
+(a part that calls models still nests those calls under it), and the combined
+verdict's ``reason`` and ``details["parts"]`` say which parts passed and which
+failed.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class _Combination(Gate):
         """Run the parts in order until the verdict is settled."""
         parts: list[tuple[Gate, GateResult]] = []
         for gate in self.gates:
-            result = gate.invoke(gate_input, config)
+            result = gate.evaluate(gate_input, config)
             parts.append((gate, result))
             if self._stop_after(result):
                 break
@@ -85,7 +87,7 @@ class _Combination(Gate):
         """Run the parts in order until the verdict is settled, asynchronously."""
         parts: list[tuple[Gate, GateResult]] = []
         for gate in self.gates:
-            result = await gate.ainvoke(gate_input, config)
+            result = await gate.aevaluate(gate_input, config)
             parts.append((gate, result))
             if self._stop_after(result):
                 break

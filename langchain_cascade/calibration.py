@@ -1,0 +1,1168 @@
+"""Offline calibration of cascade thresholds.
+
+A cascade asks tier 0 (the cheapest model) first. For every tier ``i`` except the
+last, a quality gate scores the answer; the answer is accepted when
+``score >= thresholds[i]``, otherwise the query moves on to tier ``i + 1``. The
+last tier has no gate and always answers.
+
+Given a labelled calibration set -- for every query and tier: the gate score,
+whether the tier's answer was right and what the call cost -- :func:`calibrate`
+picks the thresholds that minimise mean cost subject to a quality floor, or
+maximise quality subject to a cost ceiling, and reports the whole cost-quality
+Pareto frontier plus the routing metrics of RouteLLM (Ong et al., 2024,
+"RouteLLM: Learning to Route LLMs with Preference Data", arXiv:2406.18665):
+PGR, APGR and CPT.
+
+Cost model: a query that stops at tier ``i`` pays the call costs of tiers
+``0..i`` plus, when ``gate_costs`` is given, the gate costs of the non-final
+tiers it visited (``0..min(i, last - 1)``; the final tier has no gate).
+
+Search strategy (the problem is the threshold search of FrugalGPT's LLM
+cascade, Chen, Zaharia & Zou, 2023, arXiv:2305.05176: choose per-tier
+acceptance thresholds to trade mean quality against mean cost):
+
+* The candidate thresholds of a tier are its distinct observed scores plus
+  ``+inf`` (never accept) and ``-inf`` (always accept). Any other threshold
+  produces the same decisions on the calibration set as one of these.
+* With the other thresholds fixed, every candidate of one tier is scored at
+  once by a vectorised sweep: sort the queries by that tier's score, take
+  prefix sums of the change in quality/cost caused by accepting each query,
+  and read the sums off at every candidate. O(n log n), exact.
+* Two tiers: the sweep is the whole search (exact).
+* More tiers, when the product of candidate counts is at most ``max_grid``:
+  exhaustive grid over all tiers but the one with the most candidates, which
+  is swept (exact).
+* Otherwise, three phases that all use exact single-tier sweeps:
+  (1) the same grid on quantile-thinned candidates (the swept tier keeps all
+  of its candidates); (2) Lagrangian relaxation -- coordinate descent on
+  ``cost - lam * quality`` for a spread of prices ``lam`` taken from the
+  slopes of the coarse frontier (Everett, 1963, "Generalized Lagrange
+  multiplier method for solving problems of optimum allocation of
+  resources"), which fills in the frontier; (3) coordinate descent on the
+  constrained objective itself, restarted from the best few policies found so
+  far, until no single threshold change improves it. The result is a
+  coordinate-wise optimum, not a guaranteed global one; the reported frontier
+  is the Pareto set of every policy evaluated.
+
+Constraints hold on the calibration data up to a tolerance of 1e-9 (quality)
+and 1e-9 relative (cost), which absorbs floating-point summation error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "CPT_LEVELS",
+    "DEFAULT_MAX_GRID",
+    "CalibrationResult",
+    "FrontierPoint",
+    "PolicyEvaluation",
+    "apgr",
+    "calibrate",
+    "cpt",
+    "evaluate_thresholds",
+    "pgr",
+    "plot_frontier",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+DEFAULT_MAX_GRID = 200_000
+"""Largest number of threshold combinations searched exhaustively."""
+
+CPT_LEVELS: tuple[float, ...] = (0.5, 0.8)
+"""PGR levels reported in :attr:`CalibrationResult.cpt`."""
+
+_QUALITY_TOL = 1e-9
+_COST_RTOL = 1e-9
+_DECIMALS = 12  # rounding used to treat float sums of the same policy as equal
+_MAX_PASSES = 50
+_N_RESTARTS = 10
+_N_LAMBDAS = 12
+_THIN_MIN = 16
+_THIN_MAX = 256
+
+
+# --------------------------------------------------------------------------
+# public result types
+# --------------------------------------------------------------------------
+
+
+def _json_float(value: float) -> float | str | None:
+    """Makes a float JSON-safe: NaN -> None, +-inf -> "inf" / "-inf"."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One threshold policy on the cost-quality plane.
+
+    Attributes:
+        thresholds: One acceptance threshold per non-final tier.
+        quality: Mean correctness of the answers the policy returns.
+        cost: Mean cost per query.
+        escalation_rate: Share of queries that went past tier 0.
+        strong_call_rate: Share of queries that reached the final tier (NaN if
+            unknown).
+
+    Example:
+        >>> FrontierPoint((0.5,), 0.9, 2.0, 0.25).escalation_rate
+        0.25
+    """
+
+    thresholds: tuple[float, ...]
+    quality: float
+    cost: float
+    escalation_rate: float
+    strong_call_rate: float = math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict (infinite thresholds as strings)."""
+        return {
+            "thresholds": [_json_float(t) for t in self.thresholds],
+            "quality": _json_float(self.quality),
+            "cost": _json_float(self.cost),
+            "escalation_rate": _json_float(self.escalation_rate),
+            "strong_call_rate": _json_float(self.strong_call_rate),
+        }
+
+
+@dataclass(frozen=True)
+class PolicyEvaluation:
+    """Metrics of fixed thresholds on a data set (see :func:`evaluate_thresholds`).
+
+    Attributes:
+        thresholds: The evaluated thresholds, one per non-final tier.
+        quality: Mean correctness of the returned answers.
+        cost: Mean cost per query.
+        escalation_rate: Share of queries that went past tier 0.
+        strong_call_rate: Share of queries that reached the final tier.
+        tier_rates: Share of queries answered at each tier (sums to 1).
+        tier_quality: Mean correctness of the answers accepted at each tier
+            (NaN for a tier that answered nothing).
+        n_queries: Number of queries evaluated.
+
+    Example:
+        >>> ev = evaluate_thresholds([[0.9, 0], [0.1, 0]], [[1, 1], [0, 1]],
+        ...                          [[1, 10], [1, 10]], thresholds=[0.5])
+        >>> ev.quality, ev.cost, ev.tier_rates
+        (1.0, 6.0, (0.5, 0.5))
+    """
+
+    thresholds: tuple[float, ...]
+    quality: float
+    cost: float
+    escalation_rate: float
+    strong_call_rate: float
+    tier_rates: tuple[float, ...]
+    tier_quality: tuple[float, ...]
+    n_queries: int
+
+    def to_frontier_point(self) -> FrontierPoint:
+        """Drops the per-tier details."""
+        return FrontierPoint(
+            self.thresholds,
+            self.quality,
+            self.cost,
+            self.escalation_rate,
+            self.strong_call_rate,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict (NaN -> None, +-inf -> strings)."""
+        return {
+            "thresholds": [_json_float(t) for t in self.thresholds],
+            "quality": _json_float(self.quality),
+            "cost": _json_float(self.cost),
+            "escalation_rate": _json_float(self.escalation_rate),
+            "strong_call_rate": _json_float(self.strong_call_rate),
+            "tier_rates": [_json_float(r) for r in self.tier_rates],
+            "tier_quality": [_json_float(q) for q in self.tier_quality],
+            "n_queries": self.n_queries,
+        }
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Chosen thresholds, their metrics, the frontier and the baselines.
+
+    Attributes:
+        thresholds: Chosen threshold per non-final tier (accept when
+            ``score >= threshold``; ``inf`` never accepts, ``-inf`` always).
+        quality: Mean correctness of the chosen policy on the calibration set.
+        cost: Its mean cost per query (call costs plus gate costs).
+        escalation_rate: Share of queries that went past tier 0.
+        strong_call_rate: Share of queries that reached the final tier.
+        tier_rates: Share of queries answered at each tier.
+        tier_quality: Accuracy of the answers accepted at each tier (NaN if
+            the tier answered nothing).
+        frontier: Non-dominated policies sorted by increasing cost (and so
+            strictly increasing quality). Exact for two tiers and for the
+            exhaustive grid; the Pareto set of all evaluated policies otherwise.
+        apgr: Average performance gap recovered (RouteLLM): area under PGR as
+            a function of the share of queries sent to the final tier. Two
+            tiers: over the full threshold sweep. More tiers: over
+            ``frontier`` with ``strong_call_rate`` as x. See :func:`apgr`.
+        cpt: ``{level: share of final-tier calls needed to reach PGR >= level}``
+            for the levels in :data:`CPT_LEVELS`, on the same curve.
+        cheap_quality: Quality of tier 0 alone.
+        premium_quality: Quality of the final tier alone.
+        cheap_cost: Mean call cost of tier 0 alone (no gate).
+        premium_cost: Mean call cost of the final tier alone (no gate, no
+            cheaper tiers).
+        perfect_quality: Quality with an oracle gate that stops at the first
+            tier whose answer is as good as any later tier's (binary
+            correctness: the first correct tier, or tier 0 if none is).
+        perfect_cost: Mean cost of that oracle cascade, gate costs included.
+        method: ``"exact-sweep"``, ``"exact-grid"`` or ``"coordinate-descent"``.
+        constraint: The constraint that was optimised, e.g.
+            ``"min cost s.t. quality >= 0.9"``.
+        n_queries: Number of calibration queries.
+        n_tiers: Number of tiers.
+    """
+
+    thresholds: tuple[float, ...]
+    quality: float
+    cost: float
+    escalation_rate: float
+    strong_call_rate: float
+    tier_rates: tuple[float, ...]
+    tier_quality: tuple[float, ...]
+    frontier: list[FrontierPoint]
+    apgr: float
+    cpt: dict[float, float]
+    cheap_quality: float
+    premium_quality: float
+    cheap_cost: float
+    premium_cost: float
+    perfect_quality: float
+    perfect_cost: float
+    method: str
+    constraint: str
+    n_queries: int
+    n_tiers: int
+
+    @property
+    def point(self) -> FrontierPoint:
+        """The chosen operating point as a :class:`FrontierPoint`."""
+        return FrontierPoint(
+            self.thresholds,
+            self.quality,
+            self.cost,
+            self.escalation_rate,
+            self.strong_call_rate,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict.
+
+        NaN becomes ``None`` and infinite thresholds become ``"inf"`` /
+        ``"-inf"``, so ``json.dumps(result.to_dict(), allow_nan=False)`` works.
+        CPT keys become strings such as ``"0.5"``.
+        """
+        return {
+            "thresholds": [_json_float(t) for t in self.thresholds],
+            "quality": _json_float(self.quality),
+            "cost": _json_float(self.cost),
+            "escalation_rate": _json_float(self.escalation_rate),
+            "strong_call_rate": _json_float(self.strong_call_rate),
+            "tier_rates": [_json_float(r) for r in self.tier_rates],
+            "tier_quality": [_json_float(q) for q in self.tier_quality],
+            "frontier": [p.to_dict() for p in self.frontier],
+            "apgr": _json_float(self.apgr),
+            "cpt": {str(k): _json_float(v) for k, v in self.cpt.items()},
+            "cheap_quality": _json_float(self.cheap_quality),
+            "premium_quality": _json_float(self.premium_quality),
+            "cheap_cost": _json_float(self.cheap_cost),
+            "premium_cost": _json_float(self.premium_cost),
+            "perfect_quality": _json_float(self.perfect_quality),
+            "perfect_cost": _json_float(self.perfect_cost),
+            "method": self.method,
+            "constraint": self.constraint,
+            "n_queries": self.n_queries,
+            "n_tiers": self.n_tiers,
+        }
+
+
+# --------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Validated data. ``gate`` holds the scores of the non-final tiers."""
+
+    gate: FloatArray  # (n, k - 1)
+    correct: FloatArray  # (n, k)
+    costs: FloatArray  # (n, k): call costs only
+    stop_cost: FloatArray  # (n, k): total cost of a query that stops at tier i
+
+    @property
+    def n(self) -> int:
+        return int(self.correct.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.correct.shape[1])
+
+
+def _as_matrix(name: str, value: ArrayLike) -> FloatArray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a numeric array-like of shape (queries, tiers)"
+        ) from exc
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (queries, tiers), got shape {arr.shape}"
+        )
+    return arr
+
+
+def _bad_columns(mask: NDArray[np.bool_]) -> list[int]:
+    return [int(j) for j in np.flatnonzero(mask.any(axis=0))]
+
+
+def _check_finite_nonnegative(name: str, arr: FloatArray, where: str = "") -> None:
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} contains NaN or inf in{where} tier(s) "
+            f"{_bad_columns(~np.isfinite(arr))}"
+        )
+    if (arr < 0).any():
+        raise ValueError(
+            f"{name} must be >= 0; tier(s) {_bad_columns(arr < 0)} have negative values"
+        )
+
+
+def _check_scores_and_correct(gate: FloatArray, c: FloatArray) -> None:
+    if np.isnan(gate).any():
+        raise ValueError(
+            f"scores contains NaN in non-final tier(s) {_bad_columns(np.isnan(gate))}; "
+            "only the final tier (which has no gate) may be NaN"
+        )
+    if np.isinf(gate).any():
+        raise ValueError(
+            f"scores must be finite in non-final tiers; tier(s) "
+            f"{_bad_columns(np.isinf(gate))} contain +-inf"
+        )
+    if not np.isfinite(c).all():
+        raise ValueError(
+            f"correct contains NaN or inf in tier(s) {_bad_columns(~np.isfinite(c))}"
+        )
+    if ((c < 0) | (c > 1)).any():
+        raise ValueError(
+            f"correct must lie in [0, 1]; tier(s) {_bad_columns((c < 0) | (c > 1))} "
+            f"contain values in [{c.min():g}, {c.max():g}]"
+        )
+
+
+def _validate(
+    scores: ArrayLike,
+    correct: ArrayLike,
+    costs: ArrayLike,
+    gate_costs: ArrayLike | None,
+) -> _Problem:
+    s = _as_matrix("scores", scores)
+    named = [("correct", _as_matrix("correct", correct))]
+    named.append(("costs", _as_matrix("costs", costs)))
+    if gate_costs is not None:
+        named.append(("gate_costs", _as_matrix("gate_costs", gate_costs)))
+    for name, arr in named:
+        if arr.shape != s.shape:
+            raise ValueError(
+                f"scores has shape {s.shape} but {name} has shape {arr.shape}"
+            )
+    n, k = s.shape
+    if k < 2:
+        raise ValueError(f"need at least 2 tiers, got {k}")
+    if n < 1:
+        raise ValueError("need at least 1 query, got 0")
+    c, model_costs = named[0][1], named[1][1]
+    _check_scores_and_correct(s[:, :-1], c)
+    _check_finite_nonnegative("costs", model_costs)
+
+    stop_cost = np.cumsum(model_costs, axis=1)
+    if gate_costs is not None:
+        gg = named[2][1][:, :-1]  # the final tier has no gate: its column is ignored
+        _check_finite_nonnegative("gate_costs", gg, " non-final")
+        gate_cum = np.cumsum(gg, axis=1)
+        stop_cost[:, :-1] += gate_cum
+        stop_cost[:, -1] += gate_cum[:, -1]
+    return _Problem(
+        gate=np.ascontiguousarray(s[:, :-1]),
+        correct=c,
+        costs=model_costs,
+        stop_cost=stop_cost,
+    )
+
+
+def _validate_target(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {out}")
+    return out
+
+
+# --------------------------------------------------------------------------
+# evaluation and sweeps
+# --------------------------------------------------------------------------
+
+
+def _stop_tiers(gate: FloatArray, thresholds: FloatArray) -> IntArray:
+    """Index of the tier that answers each query."""
+    n, m = gate.shape
+    accept = np.ones((n, m + 1), dtype=bool)
+    accept[:, :m] = gate >= thresholds
+    stop: IntArray = np.argmax(accept, axis=1)
+    return stop
+
+
+def _evaluate(p: _Problem, thresholds: FloatArray) -> PolicyEvaluation:
+    stop = _stop_tiers(p.gate, thresholds)
+    rows = np.arange(p.n)
+    answered = p.correct[rows, stop]
+    counts = np.bincount(stop, minlength=p.k)
+    sums = np.bincount(stop, weights=answered, minlength=p.k)
+    tier_quality = tuple(
+        float(sums[i] / counts[i]) if counts[i] else math.nan for i in range(p.k)
+    )
+    return PolicyEvaluation(
+        thresholds=tuple(float(t) for t in thresholds),
+        quality=float(answered.mean()),
+        cost=float(p.stop_cost[rows, stop].mean()),
+        escalation_rate=float(np.mean(stop > 0)),
+        strong_call_rate=float(np.mean(stop == p.k - 1)),
+        tier_rates=tuple(float(x) for x in counts / p.n),
+        tier_quality=tier_quality,
+        n_queries=p.n,
+    )
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """Sweep index of one gated tier."""
+
+    candidates: FloatArray  # ascending: -inf, distinct observed scores, +inf
+    order: IntArray  # queries by descending score
+    accepted: IntArray  # accepted[j]: number of queries with score >= candidates[j]
+
+    @classmethod
+    def build(cls, score: FloatArray) -> _Tier:
+        asc = np.sort(score)
+        cand = np.concatenate(([-np.inf], np.unique(asc), [np.inf]))
+        accepted = score.size - np.searchsorted(asc, cand, side="left")
+        order = np.argsort(-score, kind="stable")
+        return cls(candidates=cand, order=order, accepted=accepted.astype(np.intp))
+
+    @property
+    def size(self) -> int:
+        return int(self.candidates.size)
+
+
+@dataclass
+class _Pool:
+    """Policies evaluated so far: candidate indices and mean metrics.
+
+    With ``pareto_only``, each added block keeps only its own non-dominated
+    points: a point dominated inside its block is dominated overall, and the
+    objective's optimum is always non-dominated, so nothing needed is lost.
+    """
+
+    cost_scale: float
+    pareto_only: bool
+    idx: list[IntArray] = field(default_factory=list)
+    metrics: list[FloatArray] = field(default_factory=list)
+
+    def add(self, idx: IntArray, metrics: FloatArray) -> None:
+        if self.pareto_only:
+            keep = _pareto(idx, metrics[0], metrics[1], self.cost_scale)
+            idx, metrics = idx[keep], metrics[:, keep]
+        self.idx.append(idx)
+        self.metrics.append(metrics)
+
+    def arrays(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Indices, quality, cost, escalation rate and final-tier rate."""
+        m = np.concatenate(self.metrics, axis=1)
+        return np.concatenate(self.idx), m[0], m[1], m[2], m[3]
+
+
+def _thresholds(tiers: list[_Tier], idx: IntArray) -> FloatArray:
+    return np.array([t.candidates[j] for t, j in zip(tiers, idx, strict=True)])
+
+
+def _sweep(p: _Problem, tiers: list[_Tier], idx: IntArray, i: int) -> FloatArray:
+    """Metrics of every candidate of tier ``i``, the other thresholds fixed.
+
+    Returns an array of shape (4, candidates of tier i): mean quality, mean
+    cost, escalation rate and final-tier rate.
+    """
+    thr = _thresholds(tiers, idx)
+    thr[i] = np.inf
+    stop = _stop_tiers(p.gate, thr)  # outcome when tier i rejects everything
+    rows = np.arange(p.n)
+    q_rej = p.correct[rows, stop]
+    c_rej = p.stop_cost[rows, stop]
+    strong = stop == p.k - 1
+    reach = stop > i
+    base = np.array([q_rej.sum(), c_rej.sum(), np.sum(stop > 0), strong.sum()])
+    delta = np.zeros((4, p.n))  # change when tier i accepts the query instead
+    delta[0] = np.where(reach, p.correct[:, i] - q_rej, 0.0)
+    delta[1] = np.where(reach, p.stop_cost[:, i] - c_rej, 0.0)
+    if i == 0:
+        delta[2] = -1.0  # every query reaches tier 0
+    delta[3] = -(reach & strong).astype(np.float64)
+    tier = tiers[i]
+    prefix = np.zeros((4, p.n + 1))
+    np.cumsum(delta[:, tier.order], axis=1, out=prefix[:, 1:])
+    out: FloatArray = (base[:, None] + prefix[:, tier.accepted]) / p.n
+    return out
+
+
+def _sweep_block(
+    p: _Problem, tiers: list[_Tier], idx: IntArray, i: int, pool: _Pool
+) -> tuple[IntArray, FloatArray]:
+    metrics = _sweep(p, tiers, idx, i)
+    block = np.tile(idx, (tiers[i].size, 1))
+    block[:, i] = np.arange(tiers[i].size)
+    pool.add(block, metrics)
+    return block, metrics
+
+
+# --------------------------------------------------------------------------
+# objective
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Objective:
+    kind: Literal["min_quality", "max_cost"]
+    target: float
+    cost_scale: float
+
+    def describe(self) -> str:
+        if self.kind == "min_quality":
+            return f"min cost s.t. quality >= {self.target:g}"
+        return f"max quality s.t. cost <= {self.target:g}"
+
+    def feasible(self, q: FloatArray, c: FloatArray) -> NDArray[np.bool_]:
+        if self.kind == "min_quality":
+            return np.asarray(q >= self.target - _QUALITY_TOL)
+        return np.asarray(c <= self.target + _COST_RTOL * self.cost_scale)
+
+    def keys(self, q: FloatArray, c: FloatArray) -> list[FloatArray]:
+        """Sort keys, most significant first; lower is better.
+
+        Feasible points come first. Among them: lowest cost then highest
+        quality (min_quality) or highest quality then lowest cost (max_cost).
+        Infeasible points are ordered by how close they come to the target.
+        """
+        qr = np.round(q, _DECIMALS)
+        cr = np.round(c / self.cost_scale, _DECIMALS)
+        ok = self.feasible(q, c)
+        if self.kind == "min_quality":
+            k2, k3 = np.where(ok, cr, -qr), np.where(ok, -qr, cr)
+        else:
+            k2, k3 = np.where(ok, -qr, cr), np.where(ok, cr, -qr)
+        return [(~ok).astype(np.float64), k2, k3]
+
+    def order(self, idx: IntArray, q: FloatArray, c: FloatArray) -> IntArray:
+        """Ranks points best first.
+
+        Exact ties are broken towards larger thresholds, tier 0 first (the
+        more conservative policy on unseen scores).
+        """
+        ties = [-idx[:, j] for j in range(idx.shape[1] - 1, -1, -1)]
+        return np.lexsort([*ties, *reversed(self.keys(q, c))])
+
+    def key(self, q: float, c: float) -> tuple[float, ...]:
+        ks = self.keys(np.array([q]), np.array([c]))
+        return tuple(float(x[0]) for x in ks)
+
+
+# --------------------------------------------------------------------------
+# search
+# --------------------------------------------------------------------------
+
+
+def _grid(
+    p: _Problem,
+    tiers: list[_Tier],
+    inner: int,
+    choices: list[IntArray],
+    pool: _Pool,
+) -> None:
+    """Enumerates ``choices`` for every tier but ``inner``, sweeping ``inner``."""
+    outer = [j for j in range(len(tiers)) if j != inner]
+    idx = np.zeros(len(tiers), dtype=np.intp)
+    for combo in itertools.product(*(choices[j] for j in outer)):
+        idx[outer] = combo
+        _sweep_block(p, tiers, idx, inner, pool)
+
+
+def _thin(tier: _Tier, score: FloatArray, count: int) -> IntArray:
+    """At most ``count`` candidate indices: +-inf plus score quantiles."""
+    if tier.size <= count:
+        return np.arange(tier.size)
+    levels = (np.arange(count - 2) + 0.5) / (count - 2)
+    values = np.unique(np.quantile(score, levels, method="inverted_cdf"))
+    inside = np.searchsorted(tier.candidates, values)
+    return np.unique(np.concatenate(([0], inside, [tier.size - 1]))).astype(np.intp)
+
+
+class _Ranker(Protocol):
+    def order(self, idx: IntArray, q: FloatArray, c: FloatArray) -> IntArray: ...
+
+    def key(self, q: float, c: float) -> tuple[float, ...]: ...
+
+
+@dataclass(frozen=True)
+class _Lagrangian:
+    """Scalarised objective ``cost - lam * quality`` (lower is better)."""
+
+    lam: float
+    cost_scale: float
+
+    def _keys(self, q: FloatArray, c: FloatArray) -> FloatArray:
+        out: FloatArray = np.round((c - self.lam * q) / self.cost_scale, _DECIMALS)
+        return out
+
+    def order(self, idx: IntArray, q: FloatArray, c: FloatArray) -> IntArray:
+        ties = [-idx[:, j] for j in range(idx.shape[1] - 1, -1, -1)]
+        return np.lexsort([*ties, self._keys(q, c)])
+
+    def key(self, q: float, c: float) -> tuple[float, ...]:
+        return (float(self._keys(np.array([q]), np.array([c]))[0]),)
+
+
+def _coordinate_descent(
+    p: _Problem,
+    tiers: list[_Tier],
+    start: IntArray,
+    ranker: _Ranker,
+    pool: _Pool,
+) -> None:
+    """Cycles over the tiers, moving one threshold at a time to its best value.
+
+    Every step is an exact sweep over all candidates of one tier, so the loop
+    stops at a coordinate-wise optimum (no single threshold change helps).
+    """
+    cur = start.copy()
+    cur_key: tuple[float, ...] | None = None
+    for _ in range(_MAX_PASSES):
+        improved = False
+        for i in range(len(tiers)):
+            block, m = _sweep_block(p, tiers, cur, i, pool)
+            if cur_key is None:
+                j0 = int(cur[i])
+                cur_key = ranker.key(float(m[0, j0]), float(m[1, j0]))
+            best = int(ranker.order(block, m[0], m[1])[0])
+            best_key = ranker.key(float(m[0, best]), float(m[1, best]))
+            if best_key < cur_key:
+                cur[i] = best
+                cur_key = best_key
+                improved = True
+        if not improved:
+            return
+
+
+def _lambdas(q: FloatArray, c: FloatArray, scale: float, count: int) -> FloatArray:
+    """Quality prices spanning the slopes of a (coarse) frontier."""
+    rows = _pareto(np.zeros((q.size, 1), dtype=np.intp), q, c, scale)
+    dq, dc = np.diff(q[rows]), np.diff(c[rows])
+    slopes = dc[dq > 0] / dq[dq > 0]
+    if slopes.size == 0:
+        return np.array([scale])
+    levels = np.linspace(0.0, 1.0, min(count, slopes.size))
+    out: FloatArray = np.unique(np.quantile(slopes, levels))
+    return out
+
+
+def _best_distinct(
+    ranker: _Ranker, idx: IntArray, q: FloatArray, c: FloatArray, count: int
+) -> list[IntArray]:
+    starts: list[IntArray] = []
+    seen: set[tuple[int, ...]] = set()
+    for row in ranker.order(idx, q, c):
+        key = tuple(int(v) for v in idx[row])
+        if key not in seen:
+            seen.add(key)
+            starts.append(idx[row])
+            if len(starts) == count:
+                break
+    return starts
+
+
+def _search(
+    p: _Problem, tiers: list[_Tier], objective: _Objective, max_grid: int
+) -> tuple[_Pool, str]:
+    # two tiers: keep the whole sweep (APGR is computed over it)
+    pool = _Pool(objective.cost_scale, pareto_only=len(tiers) > 1)
+    sizes = [t.size for t in tiers]
+    inner = int(np.argmax(sizes))
+    full = [np.arange(s) for s in sizes]
+    if len(tiers) == 1:
+        _grid(p, tiers, 0, full, pool)
+        return pool, "exact-sweep"
+    if math.prod(sizes) <= max_grid:
+        _grid(p, tiers, inner, full, pool)
+        return pool, "exact-grid"
+
+    # 1. Exhaustive grid on quantile-thinned candidates (inner tier swept in full).
+    budget = min(_THIN_MAX, max(_THIN_MIN, max_grid // sizes[inner]))
+    per_tier = max(3, int(budget ** (1.0 / (len(tiers) - 1))))
+    thinned = [
+        full[j] if j == inner else _thin(tiers[j], p.gate[:, j], per_tier)
+        for j in range(len(tiers))
+    ]
+    _grid(p, tiers, inner, thinned, pool)
+    idx, q, c, _, _ = pool.arrays()
+    # 2. Lagrangian coordinate descent (min cost - lam * quality) for a spread
+    #    of quality prices, each from its best grid point: fills in the frontier.
+    for lam in _lambdas(q, c, objective.cost_scale, _N_LAMBDAS):
+        ranker = _Lagrangian(float(lam), objective.cost_scale)
+        for start in _best_distinct(ranker, idx, q, c, 1):
+            _coordinate_descent(p, tiers, start, ranker, pool)
+    # 3. Constrained coordinate descent from the best distinct points so far.
+    idx, q, c, _, _ = pool.arrays()
+    for start in _best_distinct(objective, idx, q, c, _N_RESTARTS):
+        _coordinate_descent(p, tiers, start, objective, pool)
+    return pool, "coordinate-descent"
+
+
+def _pareto(idx: IntArray, q: FloatArray, c: FloatArray, scale: float) -> IntArray:
+    """Rows of the non-dominated points, by increasing cost."""
+    qr = np.round(q, _DECIMALS)
+    cr = np.round(c / scale, _DECIMALS)
+    ties = [-idx[:, j] for j in range(idx.shape[1] - 1, -1, -1)]
+    order = np.lexsort([*ties, -qr, cr])
+    qs = qr[order]
+    best_before = np.maximum.accumulate(np.concatenate(([-np.inf], qs[:-1])))
+    out: IntArray = order[qs > best_before]
+    return out
+
+
+# --------------------------------------------------------------------------
+# RouteLLM metrics
+# --------------------------------------------------------------------------
+
+
+def pgr(quality: float, cheap_quality: float, premium_quality: float) -> float:
+    """Performance gap recovered (RouteLLM, arXiv:2406.18665).
+
+    ``(quality - cheap_quality) / (premium_quality - cheap_quality)``; NaN when
+    the two models are equally good.
+
+    Args:
+        quality: Quality of the routed/cascaded system.
+        cheap_quality: Quality of the cheap model alone.
+        premium_quality: Quality of the strong model alone.
+
+    Returns:
+        The PGR (0 = cheap model, 1 = strong model; can exceed 1).
+
+    Example:
+        >>> pgr(0.75, 0.5, 1.0)
+        0.5
+    """
+    gap = premium_quality - cheap_quality
+    if abs(gap) < 1e-12:
+        return math.nan
+    return (quality - cheap_quality) / gap
+
+
+def _pgr_curve(
+    strong_call_rate: ArrayLike,
+    quality: ArrayLike,
+    cheap_quality: float,
+    premium_quality: float,
+) -> tuple[FloatArray, FloatArray] | None:
+    x = np.asarray(strong_call_rate, dtype=np.float64).ravel()
+    q = np.asarray(quality, dtype=np.float64).ravel()
+    if x.shape != q.shape:
+        raise ValueError(
+            f"strong_call_rate has {x.size} values but quality has {q.size}"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(q).all()):
+        raise ValueError("strong_call_rate and quality must be finite")
+    if ((x < 0) | (x > 1)).any():
+        raise ValueError("strong_call_rate must lie in [0, 1]")
+    gap = premium_quality - cheap_quality
+    if not math.isfinite(gap) or abs(gap) < 1e-12:
+        return None
+    g = (q - cheap_quality) / gap
+    if not (x == 0).any():  # cheap model only
+        x, g = np.concatenate(([0.0], x)), np.concatenate(([0.0], g))
+    if not (x == 1).any():  # strong model only
+        x, g = np.concatenate((x, [1.0])), np.concatenate((g, [1.0]))
+    order = np.lexsort((-g, x))  # by x, best PGR first within equal x
+    x, g = x[order], g[order]
+    first = np.concatenate(([True], x[1:] != x[:-1]))
+    return x[first], g[first]
+
+
+def apgr(
+    strong_call_rate: ArrayLike,
+    quality: ArrayLike,
+    cheap_quality: float,
+    premium_quality: float,
+) -> float:
+    """Average performance gap recovered (RouteLLM, arXiv:2406.18665).
+
+    The area under PGR as a function of the share of queries sent to the
+    strong (final-tier) model, for x from 0 to 1, with linear interpolation
+    between the given points (a point between two thresholds is reachable in
+    expectation by randomising the decision on the queries between them).
+    Where x = 0 or x = 1 is missing, the cheap-only (PGR 0) and strong-only
+    (PGR 1) end points are used; for repeated x the best quality is used.
+    A random router scores about 0.5.
+
+    Args:
+        strong_call_rate: Share of queries reaching the strong model, per policy.
+        quality: Mean quality of each policy.
+        cheap_quality: Quality of the cheap model alone.
+        premium_quality: Quality of the strong model alone.
+
+    Returns:
+        The APGR, or NaN when both models are equally good.
+
+    Raises:
+        ValueError: On mismatched lengths, non-finite values or rates
+            outside [0, 1].
+
+    Example:
+        >>> apgr([0.0, 0.5, 1.0], [0.5, 0.75, 1.0], 0.5, 1.0)
+        0.5
+    """
+    curve = _pgr_curve(strong_call_rate, quality, cheap_quality, premium_quality)
+    if curve is None:
+        return math.nan
+    x, g = curve
+    return float(np.sum(np.diff(x) * (g[1:] + g[:-1]) / 2.0))
+
+
+def cpt(
+    strong_call_rate: ArrayLike,
+    quality: ArrayLike,
+    cheap_quality: float,
+    premium_quality: float,
+    target_pgr: float,
+) -> float:
+    """Call-performance threshold (RouteLLM, arXiv:2406.18665).
+
+    The smallest share of strong-model calls at which the PGR curve (the
+    piecewise-linear curve of :func:`apgr`) reaches ``target_pgr``.
+
+    Args:
+        strong_call_rate: Share of queries reaching the strong model, per policy.
+        quality: Mean quality of each policy.
+        cheap_quality: Quality of the cheap model alone.
+        premium_quality: Quality of the strong model alone.
+        target_pgr: PGR to reach, e.g. 0.5 for CPT(50%).
+
+    Returns:
+        The share of strong calls in [0, 1], or NaN if the models are equally
+        good or the target is never reached.
+
+    Example:
+        >>> cpt([0.0, 0.5, 1.0], [0.5, 0.75, 1.0], 0.5, 1.0, 0.8)
+        0.8
+    """
+    curve = _pgr_curve(strong_call_rate, quality, cheap_quality, premium_quality)
+    if curve is None:
+        return math.nan
+    x, g = curve
+    hit = np.flatnonzero(g >= target_pgr)
+    if hit.size == 0:
+        return math.nan
+    j = int(hit[0])
+    if j == 0:
+        return float(x[0])
+    frac = (target_pgr - g[j - 1]) / (g[j] - g[j - 1])
+    return float(x[j - 1] + frac * (x[j] - x[j - 1]))
+
+
+# --------------------------------------------------------------------------
+# public entry points
+# --------------------------------------------------------------------------
+
+
+def calibrate(
+    scores: ArrayLike,
+    correct: ArrayLike,
+    costs: ArrayLike,
+    *,
+    min_quality: float | None = None,
+    max_cost: float | None = None,
+    gate_costs: ArrayLike | None = None,
+    max_grid: int = DEFAULT_MAX_GRID,
+) -> CalibrationResult:
+    """Fits cascade thresholds on labelled data.
+
+    Objective: with ``min_quality``, minimise mean cost subject to mean
+    quality >= ``min_quality``; with ``max_cost``, maximise mean quality
+    subject to mean cost <= ``max_cost``; with neither, minimise mean cost
+    subject to quality >= the final tier's own quality (the cheapest cascade
+    that loses nothing against always asking the final tier; always feasible).
+    Exact ties are broken towards larger thresholds. See the module docstring
+    for the search strategy.
+
+    Args:
+        scores: (queries, tiers) gate scores, higher = more confident. The
+            final column is ignored and may be NaN; the others must be finite.
+        correct: (queries, tiers) correctness of each tier's answer in [0, 1].
+        costs: (queries, tiers) non-negative cost of each tier's call.
+        min_quality: Quality floor (mutually exclusive with ``max_cost``).
+        max_cost: Mean cost ceiling per query.
+        gate_costs: Optional (queries, tiers) non-negative cost of running each
+            tier's gate; the final column is ignored.
+        max_grid: Largest product of per-tier candidate counts searched
+            exhaustively when there are more than two tiers.
+
+    Returns:
+        The chosen thresholds, their metrics, the frontier and baselines.
+
+    Raises:
+        ValueError: On malformed inputs, when both constraints are given, or
+            when the constraint cannot be met (the message states the best
+            achievable quality or the lowest achievable cost).
+        TypeError: When a target or ``max_grid`` is not a number.
+
+    Example:
+        >>> res = calibrate(
+        ...     scores=[[0.9, 0], [0.8, 0], [0.3, 0], [0.2, 0]],
+        ...     correct=[[1, 1], [1, 1], [0, 1], [1, 1]],
+        ...     costs=[[1, 10]] * 4,
+        ... )
+        >>> res.thresholds, res.quality, res.cost
+        ((0.8,), 1.0, 6.0)
+        >>> calibrate([[0.9, 0], [0.3, 0]], [[1, 1], [0, 1]], [[1, 10]] * 2,
+        ...           max_cost=6.0).thresholds
+        (0.9,)
+    """
+    p = _validate(scores, correct, costs, gate_costs)
+    if min_quality is not None and max_cost is not None:
+        raise ValueError(
+            "give at most one of min_quality and max_cost, not both "
+            f"(got min_quality={min_quality!r}, max_cost={max_cost!r})"
+        )
+    if isinstance(max_grid, bool) or not isinstance(max_grid, int):
+        raise TypeError(f"max_grid must be an int, got {max_grid!r}")
+    if max_grid < 1:
+        raise ValueError(f"max_grid must be >= 1, got {max_grid}")
+
+    cheap_quality = float(p.correct[:, 0].mean())
+    premium_quality = float(p.correct[:, -1].mean())
+    cost_scale = float(p.stop_cost[:, -1].mean())
+    if not cost_scale > 0:
+        cost_scale = 1.0
+    if max_cost is not None:
+        objective = _Objective(
+            "max_cost", _validate_target("max_cost", max_cost), cost_scale
+        )
+    elif min_quality is not None:
+        objective = _Objective(
+            "min_quality", _validate_target("min_quality", min_quality), cost_scale
+        )
+    else:
+        objective = _Objective("min_quality", premium_quality, cost_scale)
+
+    tiers = [_Tier.build(p.gate[:, i]) for i in range(p.k - 1)]
+    pool, method = _search(p, tiers, objective, max_grid)
+    idx, q, c, _e, s = pool.arrays()
+    best = int(objective.order(idx, q, c)[0])
+    if not objective.feasible(q[best : best + 1], c[best : best + 1])[0]:
+        if objective.kind == "max_cost":
+            cheapest = float(p.stop_cost[:, 0].mean())
+            raise ValueError(
+                f"max_cost={objective.target:g} is infeasible: the cheapest policy "
+                f"(always accept tier 0) costs {cheapest:.6g} per query"
+            )
+        found = "" if method.startswith("exact") else " found"
+        raise ValueError(
+            f"min_quality={objective.target:g} is infeasible: the best achievable "
+            f"quality{found} is {q[best]:.6g} (at mean cost {c[best]:.6g})"
+        )
+
+    chosen = _evaluate(p, _thresholds(tiers, idx[best]))
+    rows = _pareto(idx, q, c, cost_scale)
+    frontier = [
+        FrontierPoint(
+            thresholds=tuple(float(t) for t in _thresholds(tiers, idx[r])),
+            quality=float(q[r]),
+            cost=float(c[r]),
+            escalation_rate=float(_e[r]),
+            strong_call_rate=float(s[r]),
+        )
+        for r in rows
+    ]
+    if p.k == 2:
+        curve_x, curve_q = s, q  # the full threshold sweep
+    else:
+        curve_x, curve_q = s[rows], q[rows]
+    apgr_value = apgr(curve_x, curve_q, cheap_quality, premium_quality)
+    cpt_values = {
+        level: cpt(curve_x, curve_q, cheap_quality, premium_quality, level)
+        for level in CPT_LEVELS
+    }
+
+    suffix_best = np.maximum.accumulate(p.correct[:, ::-1], axis=1)[:, ::-1]
+    oracle_stop = np.argmax(p.correct >= suffix_best, axis=1)
+    all_rows = np.arange(p.n)
+
+    return CalibrationResult(
+        thresholds=chosen.thresholds,
+        quality=chosen.quality,
+        cost=chosen.cost,
+        escalation_rate=chosen.escalation_rate,
+        strong_call_rate=chosen.strong_call_rate,
+        tier_rates=chosen.tier_rates,
+        tier_quality=chosen.tier_quality,
+        frontier=frontier,
+        apgr=apgr_value,
+        cpt=cpt_values,
+        cheap_quality=cheap_quality,
+        premium_quality=premium_quality,
+        cheap_cost=float(p.costs[:, 0].mean()),
+        premium_cost=float(p.costs[:, -1].mean()),
+        perfect_quality=float(p.correct[all_rows, oracle_stop].mean()),
+        perfect_cost=float(p.stop_cost[all_rows, oracle_stop].mean()),
+        method=method,
+        constraint=objective.describe(),
+        n_queries=p.n,
+        n_tiers=p.k,
+    )
+
+
+def evaluate_thresholds(
+    scores: ArrayLike,
+    correct: ArrayLike,
+    costs: ArrayLike,
+    thresholds: ArrayLike,
+    gate_costs: ArrayLike | None = None,
+) -> PolicyEvaluation:
+    """Scores fixed thresholds on (typically held-out) data.
+
+    Uses the same policy and cost model as :func:`calibrate`.
+
+    Args:
+        scores: (queries, tiers) gate scores; the final column is ignored.
+        correct: (queries, tiers) correctness in [0, 1].
+        costs: (queries, tiers) non-negative call costs.
+        thresholds: One threshold per non-final tier (``+-inf`` allowed).
+        gate_costs: Optional (queries, tiers) gate costs; final column ignored.
+
+    Returns:
+        Quality, cost, escalation and per-tier metrics of the policy.
+
+    Raises:
+        ValueError: On malformed inputs or a wrong number of thresholds.
+
+    Example:
+        >>> evaluate_thresholds([[0.9, 0], [0.1, 0]], [[1, 1], [0, 1]],
+        ...                     [[1, 10], [1, 10]], [0.5]).escalation_rate
+        0.5
+    """
+    p = _validate(scores, correct, costs, gate_costs)
+    thr = np.asarray(thresholds, dtype=np.float64).ravel()
+    if thr.size != p.k - 1:
+        raise ValueError(
+            f"need {p.k - 1} threshold(s) (one per non-final tier), got {thr.size}"
+        )
+    if np.isnan(thr).any():
+        raise ValueError("thresholds must not be NaN")
+    return _evaluate(p, thr)
+
+
+def plot_frontier(
+    result: CalibrationResult,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Cascade cost-quality frontier",
+) -> Path:
+    """Writes a PNG of the cost-quality frontier.
+
+    Shows the Pareto frontier, the cheap-only, premium-only and perfect-gate
+    baselines, and the chosen operating point. Uses matplotlib's Agg canvas
+    directly, so no GUI backend or global pyplot state is involved.
+
+    Args:
+        result: Output of :func:`calibrate`.
+        path: Where to write the PNG.
+        title: Figure title.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile
+        >>> res = calibrate([[0.9, 0], [0.3, 0]], [[1, 1], [0, 1]], [[1, 10]] * 2)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     plot_frontier(res, Path(d) / "f.png").read_bytes()[1:4]
+        b'PNG'
+    """
+    # matplotlib is an optional dependency (the "calibration" extra): import lazily
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    out = Path(path)
+    fig = Figure(figsize=(7.0, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(
+        [pt.cost for pt in result.frontier],
+        [pt.quality for pt in result.frontier],
+        marker="o",
+        markersize=3,
+        linewidth=1.2,
+        color="tab:blue",
+        label="cascade frontier",
+    )
+    baselines = [
+        (result.cheap_cost, result.cheap_quality, "s", "tab:gray", "cheap tier only"),
+        (
+            result.premium_cost,
+            result.premium_quality,
+            "^",
+            "tab:red",
+            "final tier only",
+        ),
+        (result.perfect_cost, result.perfect_quality, "D", "tab:green", "perfect gate"),
+    ]
+    for cost, quality, marker, color, label in baselines:
+        ax.scatter([cost], [quality], marker=marker, s=60, color=color, label=label)
+    ax.scatter(
+        [result.cost],
+        [result.quality],
+        marker="*",
+        s=220,
+        color="tab:orange",
+        edgecolors="black",
+        label=f"chosen ({result.constraint})",
+        zorder=4,
+    )
+    ax.set_xlabel("Mean cost per query")
+    ax.set_ylabel("Quality (mean correctness)")
+    ax.set_title(title)
+    ax.grid(visible=True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.savefig(out, format="png", dpi=120)
+    return out
