@@ -1,0 +1,760 @@
+"""An in-process LangSmith ingest receiver for tests (127.0.0.1 only).
+
+``LangSmithReceiver`` is a small ``ThreadingHTTPServer`` that speaks enough of the
+LangSmith ingest protocol for the *real* ``langsmith.Client`` (checked against
+langsmith 0.15.1 / langchain-core 1.8.3) to send it runs::
+
+    with LangSmithReceiver() as rx:
+        tracer = rx.tracer(project_name="p")
+        chain.invoke(x, config={"callbacks": [tracer]})
+        tracer.wait_for_futures()              # == tracer.client.flush()
+        assert rx.wait_for(lambda runs: len(runs) == 3), rx.tree()
+        root = rx.find(name="RunnableSequence")[0]
+        assert [r["name"] for r in rx.children_of(root["id"])] == [...]
+
+Endpoints: ``GET /info``; ``POST /runs/multipart`` (optionally
+``Content-Encoding: zstd``); ``POST /runs/batch``; ``POST /runs``;
+``PATCH /runs/<id>``. Anything else gets a 404 and lands in
+``unexpected_requests``; bodies that cannot be parsed get a 400 and land in
+``errors``. Runs are merged by id: the ``post`` body, then every ``patch``'s
+non-null fields. Each merged run also carries ``_received`` (the list of
+operations that arrived for it, e.g. ``["post", "patch"]``).
+
+What the langsmith client does, and what this module does about it:
+
+* ``/info`` is fetched once per ``Client``, lazily, by its background tracing
+  thread. If ``batch_ingest_config`` is present it must hold ``size_limit``,
+  ``scale_up_qsize_trigger`` and ``scale_up_nthreads_limit``: the thread
+  indexes them directly and a missing one kills it with a ``KeyError``, after
+  which nothing is sent (checked: dropping ``size_limit`` does exactly that).
+  ``batch_ingest_config.use_multipart_endpoint = False`` makes it use
+  ``/runs/batch``; a 404 from ``/runs/multipart`` makes it resend that batch
+  to ``/runs/batch`` (the running thread still tries multipart first for the
+  next batch; checked). ``Client(auto_batch_tracing=False)`` sends
+  ``POST /runs`` + ``PATCH /runs/<id>`` instead.
+* Compression: zstd is used only when ``/info`` has
+  ``instance_flags.zstd_compression_enabled``, ``zstandard`` is importable,
+  the tracing mode is ``"langsmith"`` and ``LANGSMITH_DISABLE_RUN_COMPRESSION``
+  is not set. Without the flag the client logs a warning ("Run compression is
+  not enabled...") and sends plain multipart. The decision is taken once, by
+  the background thread *after* ``/info`` answers; runs created before that go
+  plain (multipart through the queue), later ones go compressed. So a fresh
+  client sends a mix of both unless you wait first: ``rx.client()`` waits
+  until ``client.compressed_traces`` is set (``rx.wait_client_ready``).
+* Flushing: ``client.flush()`` joins the tracing queue *and* drains the
+  compressed buffer (which otherwise goes out about every 0.5 s).
+  ``LangChainTracer.wait_for_futures()`` just calls ``self.client.flush()``.
+  ``langchain_core.tracers.langchain.wait_for_all_tracers()`` flushes only the
+  cached default client ``langsmith.run_trees._CLIENT``; it does NOT flush a
+  tracer built with an explicit ``client=``. A post and a patch of the same run
+  in one batch are merged client-side into one ``post``.
+* Caching (what matters for env-var driven tests):
+  ``langsmith.utils.get_env_var`` is ``lru_cache``'d, and it answers
+  ``tracing_is_enabled()`` (TRACING_V2 / TRACING), the sampling rate, hide-*,
+  compression switches, the ``get_api_url``/``get_api_key`` fallbacks, etc.;
+  ``langsmith.utils.get_tracer_project`` is cached separately (project name).
+  Clear both after setting the env AND again after restoring it, or tracing
+  stays on after the test (and later tests send to the real endpoint) or stays
+  off. ``Client.__init__`` itself reads ENDPOINT / API_KEY uncached.
+  ``LangChainTracer()`` without a client uses ``langsmith.run_trees._CLIENT``,
+  created once by ``get_cached_client()`` and keeping the endpoint it was built
+  with; set it to ``None`` (langchain-core 1.8 has no client cache of its own:
+  ``langchain_core.tracers.langchain.get_client()`` delegates to it).
+  ``reset_langsmith_caches()``, ``release_default_client()``, ``rx.env()``
+  and ``rx.traced_env()`` below do this.
+* Namespaces: each setting is looked up as ``LANGSMITH_X`` then
+  ``LANGCHAIN_X``, and TRACING_V2 is checked before TRACING, so a stray
+  ``LANGCHAIN_TRACING_V2=false`` beats ``LANGSMITH_TRACING=true``; ``rx.env()``
+  unsets the variables that could interfere.
+* Network: ``requests`` honours ``HTTP(S)_PROXY``/``ALL_PROXY`` for 127.0.0.1
+  unless ``NO_PROXY`` covers it. ``rx.client()`` uses a ``requests.Session``
+  with ``trust_env=False``; ``rx.env()`` drops proxy variables and sets
+  ``NO_PROXY``. Besides ``/info`` and the ingest endpoints, tracing sends
+  nothing else. Each ``Client`` starts non-daemon background threads; clients
+  made by ``rx.client()`` are flushed and closed when the receiver stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import email.parser
+import email.policy
+import io
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self, cast
+
+import langsmith
+import langsmith.run_trees
+import langsmith.utils
+import requests
+import zstandard
+from langchain_core.tracers import LangChainTracer
+
+__all__ = [
+    "LangSmithReceiver",
+    "RecordedRequest",
+    "Run",
+    "release_default_client",
+    "reset_langsmith_caches",
+]
+
+Run = dict[str, Any]
+
+_RUN_DEFAULTS: dict[str, Any] = {
+    "id": None,
+    "name": None,
+    "run_type": None,
+    "parent_run_id": None,
+    "trace_id": None,
+    "dotted_order": None,
+    "session_name": None,
+    "tags": [],
+    "inputs": {},
+    "outputs": None,
+    "extra": {},
+    "error": None,
+    "events": [],
+    "start_time": None,
+    "end_time": None,
+}
+
+_SUBPART_KEYS = frozenset(
+    {"inputs", "outputs", "events", "extra", "error", "serialized"}
+)
+
+# LANGSMITH_X / LANGCHAIN_X settings that could redirect, disable or alter tracing.
+_INTERFERING_SETTINGS = (
+    "TRACING_V2",
+    "PROJECT",
+    "SESSION",
+    "RUNS_ENDPOINTS",
+    "TRACING_MODE",
+    "OTEL_ENABLED",
+    "OTEL_ONLY",
+    "DISABLE_RUN_COMPRESSION",
+    "TRACING_SAMPLING_RATE",
+    "HIDE_INPUTS",
+    "HIDE_OUTPUTS",
+    "HIDE_METADATA",
+    "USE_PYO3_CLIENT",
+    "WORKSPACE_ID",
+    "PROFILE",
+)
+_PROXY_VARS = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+
+def reset_langsmith_caches() -> None:
+    """Forget every environment lookup langsmith has cached.
+
+    Call it after changing ``LANGSMITH_*``/``LANGCHAIN_*`` variables and again
+    after restoring them. It does not touch the default client (see
+    ``release_default_client``).
+    """
+    cast("Any", langsmith.utils.get_env_var).cache_clear()
+    cast("Any", langsmith.utils.get_tracer_project).cache_clear()
+    # `RunTree.patch` decides from LANGSMITH_EXCLUDE_INPUTS_ON_PATCH once.
+    exclude_inputs = getattr(langsmith.run_trees, "_exclude_inputs_on_patch", None)
+    if exclude_inputs is not None and hasattr(exclude_inputs, "cache_clear"):
+        exclude_inputs.cache_clear()
+
+
+def release_default_client(timeout: float = 10.0) -> None:
+    """Flush and close langsmith's cached default client, then forget it.
+
+    The next ``LangChainTracer()`` (or ``get_cached_client()``) builds a new one
+    from the current environment. Call it while the receiver the client points
+    at is still running, or the flush has nowhere to go.
+    """
+    client = langsmith.run_trees._CLIENT
+    langsmith.run_trees._CLIENT = None
+    if client is not None:
+        client.close(timeout=timeout)
+
+
+@dataclass
+class RecordedRequest:
+    """One HTTP request as the receiver saw it.
+
+    ``raw`` is the body as sent on the wire; ``body`` is after ``Content-Encoding``.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+    body: bytes
+    content_encoding: str | None
+    status: int = 0
+    run_ids: list[str] = field(default_factory=list)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: LangSmithReceiver
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Keep the test output quiet."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size_line = self.rfile.readline()
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        raw = self._read_body()
+        status, payload = self.server.receiver._dispatch(
+            self.command, self.path, dict(self.headers.items()), raw
+        )
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+
+def _decompress(body: bytes, encoding: str | None) -> bytes:
+    if not encoding or encoding.lower() == "identity":
+        return body
+    if encoding.lower() == "zstd":
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(body), read_across_frames=True
+        )
+        with reader:
+            return reader.read()
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def _parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """Split a multipart/form-data body into (part name, payload bytes)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode(
+        "latin-1"
+    )
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise ValueError(f"not a multipart body (Content-Type: {content_type!r})")
+    if message.defects:
+        raise ValueError(f"malformed multipart body: {message.defects!r}")
+    parts: list[tuple[str, bytes]] = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            raise TypeError(f"multipart part without a name: {dict(part.items())!r}")
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            raise TypeError(f"part {name!r} has no byte payload")
+        parts.append((name, payload))
+    return parts
+
+
+def _json(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8")) if data else None
+
+
+class LangSmithReceiver:
+    """A LangSmith ingest endpoint on ``127.0.0.1:<free port>`` that records runs.
+
+    Args:
+        zstd: advertise ``instance_flags.zstd_compression_enabled`` in ``/info``
+            (zstd bodies are decoded either way).
+        use_multipart_endpoint: advertise multipart ingestion; ``False`` makes the
+            client send ``POST /runs/batch`` JSON instead.
+        info_overrides: merged into the ``/info`` answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        zstd: bool = True,
+        use_multipart_endpoint: bool = True,
+        info_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.zstd = zstd
+        self.use_multipart_endpoint = use_multipart_endpoint
+        self.info: dict[str, Any] = {
+            "version": "0.13.0",
+            "license_expiration_time": None,
+            "batch_ingest_config": {
+                "use_multipart_endpoint": use_multipart_endpoint,
+                "size_limit": 100,
+                "size_limit_bytes": 20 * 1024 * 1024,
+                "scale_up_qsize_trigger": 1000,
+                "scale_up_nthreads_limit": 16,
+                "scale_down_nempty_trigger": 4,
+            },
+            "instance_flags": {"zstd_compression_enabled": zstd},
+        }
+        self.info.update(info_overrides or {})
+        self._lock = threading.Condition()
+        self._order: list[str] = []
+        self._posts: dict[str, list[dict[str, Any]]] = {}
+        self._patches: dict[str, list[dict[str, Any]]] = {}
+        self._attachments: dict[str, dict[str, bytes]] = {}
+        self._feedback: list[Any] = []
+        self._requests: list[RecordedRequest] = []
+        self._unexpected: list[RecordedRequest] = []
+        self._errors: list[str] = []
+        self._clients: list[langsmith.Client] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Self:
+        """Bind 127.0.0.1:0 and serve in a background thread."""
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.receiver = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="langsmith-receiver",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, flush_timeout: float = 10.0) -> None:
+        """Flush and close the clients made by ``client()``, then stop serving."""
+        clients, self._clients = self._clients, []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close(timeout=flush_timeout)
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("receiver is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # ---------------------------------------------------------------- clients
+    def client(self, *, wait_ready: bool = True, **kwargs: Any) -> langsmith.Client:
+        """A real ``langsmith.Client`` that talks only to this receiver.
+
+        Keyword arguments override the defaults (e.g. ``auto_batch_tracing=False``).
+        With ``wait_ready`` (default) it returns once the client has read
+        ``/info`` and, when zstd is in play, switched compression on.
+        """
+        session = requests.Session()
+        session.trust_env = False  # no proxies, no .netrc
+        options: dict[str, Any] = {
+            "api_url": self.url,
+            "api_key": "test",
+            "session": session,
+            "tracing_mode": "langsmith",
+            "tracing_sampling_rate": 1.0,
+            "hide_inputs": False,
+            "hide_outputs": False,
+            "hide_metadata": False,
+            "disable_prompt_cache": True,
+            "timeout_ms": (5_000, 20_000),
+        }
+        options.update(kwargs)
+        client = langsmith.Client(**options)
+        self._clients.append(client)
+        if wait_ready:
+            self.wait_client_ready(client)
+        return client
+
+    def wait_client_ready(
+        self, client: langsmith.Client, timeout: float = 10.0
+    ) -> None:
+        """Wait until ``client``'s tracing thread has read ``/info`` (and enabled zstd).
+
+        Raises ``TimeoutError`` if compression was expected but never switched on.
+        """
+        if client.tracing_queue is None:
+            return
+        expect_zstd = (
+            self.zstd
+            and self.use_multipart_endpoint
+            and not langsmith.utils.is_env_var_truish("DISABLE_RUN_COMPRESSION")
+            and client._tracing_mode == "langsmith"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info_loaded = client._info is not None
+            if info_loaded and (
+                client.compressed_traces is not None or not expect_zstd
+            ):
+                return
+            time.sleep(0.01)
+        raise TimeoutError(
+            f"langsmith client not ready after {timeout}s (expected zstd: {expect_zstd})"
+        )
+
+    def tracer(
+        self,
+        project_name: str = "langsmith-receiver",
+        *,
+        client: langsmith.Client | None = None,
+        **kwargs: Any,
+    ) -> LangChainTracer:
+        """A ``LangChainTracer`` sending to this receiver (flush: ``wait_for_futures()``)."""
+        return LangChainTracer(
+            client=client or self.client(), project_name=project_name, **kwargs
+        )
+
+    def env(self, project_name: str = "langsmith-receiver") -> dict[str, str | None]:
+        """Environment for env-var driven tracing into this receiver.
+
+        ``None`` values mean "unset". Apply it, call ``reset_langsmith_caches()``
+        and drop the default client (``langsmith.run_trees._CLIENT = None``);
+        undo all three afterwards (``traced_env()`` does all of it).
+        """
+        env: dict[str, str | None] = {}
+        for name in _INTERFERING_SETTINGS:
+            env[f"LANGSMITH_{name}"] = None
+            env[f"LANGCHAIN_{name}"] = None
+        for name in ("TRACING", "ENDPOINT", "API_KEY"):
+            env[f"LANGCHAIN_{name}"] = None
+        env["HOSTED_LANGSERVE_PROJECT_NAME"] = None
+        for name in _PROXY_VARS:
+            env[name] = None
+        env.update(
+            {
+                "LANGSMITH_TRACING": "true",
+                "LANGSMITH_ENDPOINT": self.url,
+                "LANGSMITH_API_KEY": "x",
+                "LANGSMITH_PROJECT": project_name,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
+        return env
+
+    @contextlib.contextmanager
+    def traced_env(self, project_name: str = "langsmith-receiver") -> Iterator[None]:
+        """Turn on env-var tracing into this receiver; restore everything on exit.
+
+        On exit the default client is flushed into this receiver and closed, and
+        the environment, langsmith's caches and ``run_trees._CLIENT`` are restored.
+        """
+        saved_env = {name: os.environ.get(name) for name in self.env(project_name)}
+        saved_client = langsmith.run_trees._CLIENT
+        try:
+            for name, value in self.env(project_name).items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            langsmith.run_trees._CLIENT = None
+            reset_langsmith_caches()
+            yield
+        finally:
+            try:
+                release_default_client()
+            finally:
+                for name, value in saved_env.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+                langsmith.run_trees._CLIENT = saved_client
+                reset_langsmith_caches()
+
+    # ------------------------------------------------------------ recorded data
+    @property
+    def runs(self) -> dict[str, Run]:
+        """Snapshot of the merged runs, by id, in order of first arrival."""
+        with self._lock:
+            return {run_id: self._materialize(run_id) for run_id in self._order}
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def unexpected_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._unexpected)
+
+    @property
+    def errors(self) -> list[str]:
+        """Bodies the receiver could not parse (each answered with a 400)."""
+        with self._lock:
+            return list(self._errors)
+
+    @property
+    def feedback(self) -> list[Any]:
+        with self._lock:
+            return copy.deepcopy(self._feedback)
+
+    def clear(self) -> None:
+        """Forget everything received so far."""
+        with self._lock:
+            self._order.clear()
+            self._posts.clear()
+            self._patches.clear()
+            self._attachments.clear()
+            self._feedback.clear()
+            self._requests.clear()
+            self._unexpected.clear()
+            self._errors.clear()
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Run]], bool], timeout: float = 10.0
+    ) -> bool:
+        """Wait until ``predicate(rx.runs)`` is true; return whether it became true."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                runs = {run_id: self._materialize(run_id) for run_id in self._order}
+                if predicate(runs):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.1))
+
+    def wait_for_runs(
+        self, count: int, *, ended: bool = True, timeout: float = 10.0
+    ) -> bool:
+        """Wait for at least ``count`` runs (all with ``end_time`` when ``ended``)."""
+
+        def done(runs: dict[str, Run]) -> bool:
+            return len(runs) >= count and (
+                not ended or all(r["end_time"] for r in runs.values())
+            )
+
+        return self.wait_for(done, timeout=timeout)
+
+    def find(
+        self,
+        name: str | None = None,
+        tag: str | None = None,
+        *,
+        run_type: str | None = None,
+        parent_run_id: str | uuid.UUID | None = None,
+    ) -> list[Run]:
+        """Runs matching every given criterion, ordered by ``dotted_order``."""
+        parent = str(parent_run_id) if parent_run_id is not None else None
+        found = [
+            run
+            for run in self.runs.values()
+            if (name is None or run["name"] == name)
+            and (tag is None or tag in (run["tags"] or []))
+            and (run_type is None or run["run_type"] == run_type)
+            and (parent is None or run["parent_run_id"] == parent)
+        ]
+        return sorted(found, key=_sort_key)
+
+    def children_of(self, run_id: str | uuid.UUID) -> list[Run]:
+        """Direct children of ``run_id``, ordered by ``dotted_order``."""
+        parent = str(run_id)
+        return sorted(
+            (r for r in self.runs.values() if r["parent_run_id"] == parent),
+            key=_sort_key,
+        )
+
+    def roots(self) -> list[Run]:
+        """Runs without a parent, ordered by ``dotted_order``."""
+        return sorted(
+            (r for r in self.runs.values() if not r["parent_run_id"]), key=_sort_key
+        )
+
+    def tree(self, *, outputs: bool = False) -> str:
+        """Indented text of every received run, for assertion messages."""
+        runs = self.runs
+        by_parent: dict[str | None, list[Run]] = {}
+        for run in runs.values():
+            parent = run["parent_run_id"] if run["parent_run_id"] in runs else None
+            by_parent.setdefault(parent, []).append(run)
+        lines: list[str] = []
+
+        def emit(run: Run, depth: int) -> None:
+            line = f"{'  ' * depth}- {run['name']} [{run['run_type']}] id=...{str(run['id'])[-12:]}"
+            if run["parent_run_id"] and run["parent_run_id"] not in runs:
+                line += f" parent=...{run['parent_run_id'][-12:]}(missing)"
+            line += f" tags={run['tags']} ops={run['_received']}"
+            if not run["end_time"]:
+                line += " (not ended)"
+            if run["error"]:
+                line += f" error={str(run['error'])[:80]!r}"
+            if outputs:
+                line += f" outputs={json.dumps(run['outputs'], default=str)[:200]}"
+            lines.append(line)
+            for child in sorted(by_parent.get(str(run["id"]), []), key=_sort_key):
+                emit(child, depth + 1)
+
+        for root in sorted(by_parent.get(None, []), key=_sort_key):
+            emit(root, 0)
+        if not lines:
+            lines.append("(no runs received)")
+        with self._lock:
+            if self._unexpected:
+                lines.append(
+                    f"unexpected: {[(r.method, r.path) for r in self._unexpected]}"
+                )
+            if self._errors:
+                lines.append(f"errors: {self._errors}")
+        return "\n".join(lines)
+
+    # --------------------------------------------------------------- internals
+    def _materialize(self, run_id: str) -> Run:
+        run: Run = copy.deepcopy(_RUN_DEFAULTS)
+        received: list[str] = []
+        for post in self._posts.get(run_id, []):
+            run.update(copy.deepcopy(post))
+            received.append("post")
+        for patch in self._patches.get(run_id, []):
+            run.update({k: copy.deepcopy(v) for k, v in patch.items() if v is not None})
+            received.append("patch")
+        run["id"] = run_id
+        for key in ("parent_run_id", "trace_id"):
+            if run[key] is not None:
+                run[key] = str(run[key])
+        if run_id in self._attachments:
+            run["attachments"] = dict(self._attachments[run_id])
+        run["_received"] = received
+        return run
+
+    def _store(self, operation: str, body: dict[str, Any]) -> str:
+        run_id = str(body["id"])
+        if run_id not in self._posts and run_id not in self._patches:
+            self._order.append(run_id)
+        target = self._posts if operation == "post" else self._patches
+        target.setdefault(run_id, []).append(body)
+        return run_id
+
+    def _dispatch(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any]:
+        path = raw_path.split("?", 1)[0].rstrip("/") or "/"
+        lowered = {k.lower(): v for k, v in headers.items()}
+        encoding = lowered.get("content-encoding")
+        record = RecordedRequest(method, path, headers, raw, raw, encoding)
+        with self._lock:
+            self._requests.append(record)
+            try:
+                record.body = _decompress(raw, encoding)
+                status, payload = self._route(method, path, lowered, record)
+            except Exception as exc:  # answer 400, keep the reason for the test
+                self._errors.append(f"{method} {path}: {type(exc).__name__}: {exc}")
+                status, payload = 400, {"detail": f"{type(exc).__name__}: {exc}"}
+            record.status = status
+            if status == 404:
+                self._unexpected.append(record)
+            self._lock.notify_all()
+        return status, payload
+
+    def _route(
+        self, method: str, path: str, headers: dict[str, str], record: RecordedRequest
+    ) -> tuple[int, Any]:
+        if method == "GET" and path == "/info":
+            return 200, self.info
+        if method == "POST" and path == "/runs/multipart":
+            record.run_ids = self._ingest_multipart(
+                headers.get("content-type", ""), record.body
+            )
+            return 202, {"status": "accepted"}
+        if method == "POST" and path == "/runs/batch":
+            batch = _json(record.body) or {}
+            ids = [self._store("post", dict(run)) for run in batch.get("post") or []]
+            ids += [self._store("patch", dict(run)) for run in batch.get("patch") or []]
+            record.run_ids = ids
+            return 202, {"status": "accepted"}
+        if method == "POST" and path == "/runs":
+            record.run_ids = [self._store("post", dict(_json(record.body)))]
+            return 202, {"status": "accepted"}
+        if method == "PATCH" and path.startswith("/runs/") and path.count("/") == 2:
+            body = dict(_json(record.body) or {})
+            body["id"] = str(uuid.UUID(path.rsplit("/", 1)[1]))
+            record.run_ids = [self._store("patch", body)]
+            return 202, {"status": "accepted"}
+        return 404, {"detail": "Not Found"}
+
+    def _ingest_multipart(self, content_type: str, body: bytes) -> list[str]:
+        ops: dict[tuple[str, str], dict[str, Any]] = {}
+        for name, payload in _parse_multipart(content_type, body):
+            kind, _, rest = name.partition(".")
+            if kind in ("post", "patch"):
+                run_id, _, sub = rest.partition(".")
+                op = ops.setdefault((kind, str(uuid.UUID(run_id))), {})
+                if not sub:
+                    op.update(cast("dict[str, Any]", _json(payload)))
+                elif sub in _SUBPART_KEYS:
+                    op[sub] = _json(payload)
+                else:
+                    raise ValueError(f"unknown run part {name!r}")
+            elif kind == "attachment":
+                run_id, _, attachment = rest.partition(".")
+                self._attachments.setdefault(str(uuid.UUID(run_id)), {})[attachment] = (
+                    payload
+                )
+            elif kind == "feedback":
+                self._feedback.append(_json(payload))
+            else:
+                raise ValueError(f"unknown multipart part {name!r}")
+        stored = []
+        for (kind, run_id), op in ops.items():
+            op["id"] = run_id
+            stored.append(self._store(kind, op))
+        return stored
+
+
+def _sort_key(run: Run) -> tuple[str, str]:
+    return (run["dotted_order"] or "", run["start_time"] or "")
