@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tracers import LangChainTracer
 
 from langchain_cascade import CascadingChatModel
@@ -29,7 +30,7 @@ def receiver() -> Iterator[LangSmithReceiver]:
         yield rx
 
 
-def _traced(rx: LangSmithReceiver) -> tuple[LangChainTracer, dict[str, Any]]:
+def _traced(rx: LangSmithReceiver) -> tuple[LangChainTracer, RunnableConfig]:
     rx.clear()
     tracer = rx.tracer(project_name="cascade-tests")
     return tracer, {"callbacks": [tracer]}
@@ -140,7 +141,7 @@ def test_runs_nest_inside_create_agent(receiver: LangSmithReceiver) -> None:
     cascade = CascadingChatModel(models=[cheap, strong], gates=[HedgingGate()])
     agent = create_agent(cascade, tools=[get_weather])
     result = asyncio.run(
-        agent.ainvoke({"messages": [("human", "Weather in Oslo?")]}, config)
+        agent.ainvoke({"messages": [HumanMessage("Weather in Oslo?")]}, config)
     )
     assert ran == ["Oslo"]
     assert result["messages"][-1].text == "It is sunny in Oslo."
@@ -148,8 +149,9 @@ def test_runs_nest_inside_create_agent(receiver: LangSmithReceiver) -> None:
 
     def is_cascade(run: dict[str, Any]) -> bool:
         metadata = (run.get("extra") or {}).get("metadata", {})
-        return run["run_type"] == "llm" and metadata.get("ls_provider") == (
-            "langchain_cascade"
+        return bool(
+            run["run_type"] == "llm"
+            and metadata.get("ls_provider") == "langchain_cascade"
         )
 
     def two_cascade_calls(runs: dict[str, Any]) -> bool:
