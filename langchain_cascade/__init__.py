@@ -4,11 +4,19 @@ Try a cheap model first, check its answer with a quality gate, and escalate to a
 stronger model only when the answer is not good enough.
 """
 
+from __future__ import annotations
+
 from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
 from langchain_cascade.chat_models import CascadingChatModel
 from langchain_cascade.errors import CascadeError
 from langchain_cascade.gates.base import GateInput, GateResult
+from langchain_cascade.monitor import CascadeMonitor, MonitorSummary
+from langchain_cascade.pricing import ModelPrice
+
+if TYPE_CHECKING:
+    from langchain_cascade.calibration import CalibrationResult, calibrate
 
 try:
     __version__ = metadata.version(__package__ or "langchain-cascade")
@@ -16,9 +24,26 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a check
     __version__ = ""
 
 __all__ = [
+    "CalibrationResult",
     "CascadeError",
+    "CascadeMonitor",
     "CascadingChatModel",
     "GateInput",
     "GateResult",
+    "ModelPrice",
+    "MonitorSummary",
     "__version__",
+    "calibrate",
 ]
+
+_LAZY = {"calibrate", "CalibrationResult"}
+
+
+def __getattr__(name: str) -> Any:
+    # Calibration needs numpy (the ``calibration`` extra): import it on first use.
+    if name in _LAZY:
+        from langchain_cascade import calibration  # noqa: PLC0415
+
+        return getattr(calibration, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
