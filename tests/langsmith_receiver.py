@@ -47,7 +47,9 @@ What the langsmith client does, and what this module does about it:
   ``langchain_core.tracers.langchain.wait_for_all_tracers()`` flushes only the
   cached default client ``langsmith.run_trees._CLIENT``; it does NOT flush a
   tracer built with an explicit ``client=``. A post and a patch of the same run
-  in one batch are merged client-side into one ``post``.
+  in one batch are merged client-side into one ``post``. ``flush()`` without a
+  timeout blocks forever if the tracing thread died (e.g. the ``KeyError``
+  above): ``rx.flush(timeout=...)`` flushes this receiver's clients boundedly.
 * Caching (what matters for env-var driven tests):
   ``langsmith.utils.get_env_var`` is ``lru_cache``'d, and it answers
   ``tracing_is_enabled()`` (TRACING_V2 / TRACING), the sampling rate, hide-*,
@@ -444,6 +446,15 @@ class LangSmithReceiver:
         raise TimeoutError(
             f"langsmith client not ready after {timeout}s (expected zstd: {expect_zstd})"
         )
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Flush every client made by ``client()``, waiting at most ``timeout`` each.
+
+        Prefer this to a bare ``client.flush()`` / ``tracer.wait_for_futures()``:
+        those wait forever if the client's tracing thread has died.
+        """
+        for client in list(self._clients):
+            client.flush(timeout=timeout)
 
     def tracer(
         self,

@@ -160,7 +160,7 @@ def test_batch_endpoint_when_multipart_is_not_advertised() -> None:
     with LangSmithReceiver(use_multipart_endpoint=False) as rx:
         tracer = rx.tracer(project_name="batch")
         _chain().invoke(1, config=_config(tracer))
-        tracer.wait_for_futures()
+        rx.flush()
         _assert_chain_tree(rx, "batch")
         _assert_clean(rx)
         assert {(r.method, r.path) for r in rx.requests} == {
