@@ -1,0 +1,23 @@
+"""Session-wide fixtures for the integration tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from langchain_cascade.local_models import DEFAULT_MODEL_NAMES, LocalModels
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="session")
+def local_models() -> Iterator[LocalModels]:
+    """All three local models, served once per session and stopped at its end.
+
+    The first run downloads the models (about 1.7 GB, under a minute); later runs use
+    the cache. The servers are stopped when the session ends, also after failures.
+    """
+    with LocalModels(DEFAULT_MODEL_NAMES) as models:
+        yield models
