@@ -10,6 +10,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from langchain_cascade.chat_models import CascadingChatModel
+from langchain_cascade.collect import CollectedScores, collect
 from langchain_cascade.errors import CascadeError
 from langchain_cascade.gates.base import GateInput, GateResult
 from langchain_cascade.monitor import CascadeMonitor, MonitorSummary
@@ -28,12 +29,14 @@ __all__ = [
     "CascadeError",
     "CascadeMonitor",
     "CascadingChatModel",
+    "CollectedScores",
     "GateInput",
     "GateResult",
     "ModelPrice",
     "MonitorSummary",
     "__version__",
     "calibrate",
+    "collect",
 ]
 
 _LAZY = {"calibrate", "CalibrationResult"}

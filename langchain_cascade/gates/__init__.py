@@ -4,6 +4,7 @@ A gate is a Runnable from :class:`GateInput` to :class:`GateResult`. Small gates
 combine with :func:`all_of`, :func:`any_of` and :func:`weighted`.
 """
 
+from langchain_cascade.gates.arithmetic import ArithmeticGate
 from langchain_cascade.gates.base import (
     Gate,
     GateInput,
@@ -27,11 +28,13 @@ from langchain_cascade.gates.rules import (
     MinLengthGate,
     RegexGate,
 )
+from langchain_cascade.gates.tools import StructuredOutputGate, ToolCallGate
 
 __all__ = [
     "DEFAULT_HEDGING_PHRASES",
     "AllOf",
     "AnyOf",
+    "ArithmeticGate",
     "Gate",
     "GateInput",
     "GateLike",
@@ -41,6 +44,8 @@ __all__ = [
     "MinLengthGate",
     "RegexGate",
     "RunnableGate",
+    "StructuredOutputGate",
+    "ToolCallGate",
     "Weighted",
     "all_of",
     "any_of",

@@ -13,12 +13,14 @@ EXPECTED_ALL = {
     "CascadeError",
     "CascadeMonitor",
     "CascadingChatModel",
+    "CollectedScores",
     "GateInput",
     "GateResult",
     "ModelPrice",
     "MonitorSummary",
     "__version__",
     "calibrate",
+    "collect",
 }
 
 
