@@ -57,14 +57,18 @@ if TYPE_CHECKING:
 
     from langchain_openai import ChatOpenAI
 
+    from langchain_cascade.pricing import ModelPrice
+
 __all__ = [
     "DEFAULT_MODEL_NAMES",
+    "EXAMPLE_PRICES_PER_MILLION",
     "MODELS",
     "LocalModelServer",
     "LocalModels",
     "ModelSpec",
     "default_cache_dir",
     "ensure_model",
+    "example_prices",
     "find_free_port",
     "get_model_spec",
     "main",
@@ -159,6 +163,31 @@ MODELS: Mapping[str, ModelSpec] = types.MappingProxyType(
 
 DEFAULT_MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 """All known aliases, cheapest first."""
+
+EXAMPLE_PRICES_PER_MILLION: Mapping[str, tuple[float, float]] = types.MappingProxyType(
+    {
+        "smollm2-135m": (0.02, 0.02),
+        "qwen2.5-coder-0.5b": (0.05, 0.05),
+        "qwen2.5-coder-1.5b": (0.15, 0.15),
+    }
+)
+"""An EXAMPLE price table for the local models: dollars per million (input, output)
+tokens.
+
+The models run locally for free; these prices are illustrative, roughly in
+proportion to the models' sizes, so that the demo and the benchmarks can show what
+a cascade saves against always asking the strongest model.
+"""
+
+
+def example_prices() -> dict[str, ModelPrice]:
+    """:data:`EXAMPLE_PRICES_PER_MILLION` as a cascade's ``prices`` table."""
+    from langchain_cascade.pricing import ModelPrice  # noqa: PLC0415 - stdlib-only import
+
+    return {
+        name: ModelPrice(input_per_million=inp, output_per_million=out)
+        for name, (inp, out) in EXAMPLE_PRICES_PER_MILLION.items()
+    }
 
 
 def get_model_spec(model: str | ModelSpec) -> ModelSpec:
