@@ -105,7 +105,8 @@ class TierRecord:
         tier: The tier's index, ``0`` for the cheapest.
         model: The tier's model name.
         score: The gate's score (a score-less verdict counts 1.0 if it passed,
-            else 0.0); NaN for the final tier, which has no gate.
+            else 0.0). For the final tier, which has no gate, the review gate's
+            score, or NaN without one.
         correct: The evaluator's verdict on the answer, in ``[0, 1]``.
         cost: The call's cost in dollars; NaN when the model has no price or
             the answer no ``usage_metadata``.
@@ -708,8 +709,9 @@ class _Runner:
             score = gate_cost = gate_latency = math.nan
             passed: bool | None = None
             reason = ""
-            if tier < last:
-                gate = cascade.gates[tier]
+            # The final tier has no gate; its review gate, if any, scores it.
+            gate = cascade.gates[tier] if tier < last else cascade.review_gate
+            if gate is not None:
                 usage = UsageMetadataCallbackHandler()
                 gate_input = GateInput(
                     messages=messages,

@@ -116,6 +116,20 @@ def test_collects_every_tier_and_gate() -> None:
     assert (data.latencies >= 0).all()
 
 
+def test_review_gate_scores_the_final_tier() -> None:
+    data = collect(
+        make_cascade(review_gate=LengthGate()), examples(), exact, progress=False
+    )
+    # strong answers are "0".."5": one character, score 0.1
+    assert data.scores[:, 1].tolist() == pytest.approx([0.1] * 6)
+    assert (
+        data.calibrate().thresholds
+        == collect(make_cascade(), examples(), exact, progress=False)
+        .calibrate()
+        .thresholds
+    )
+
+
 def test_every_tier_runs_even_when_the_gate_would_pass() -> None:
     cheap = answering("cheap", CHEAP)
     strong = answering("strong", STRONG)
