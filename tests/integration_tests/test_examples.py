@@ -1,0 +1,73 @@
+"""Every example runs against the real local models and says what it should."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.langsmith_receiver import LangSmithReceiver
+
+pytestmark = pytest.mark.real_models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_example(
+    module: str, *args: str, env: dict[str, str | None] | None = None
+) -> str:
+    """Run ``python -m module``; ``env`` entries of None are unset."""
+    environ = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environ,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_demo_shows_tiers_gates_cost_latency_and_totals() -> None:
+    out = run_example("examples.demo", "--questions", "4")
+    assert "answered by" in out
+    assert "gates (score verdict)" in out
+    assert "Totals" in out
+    assert "Qwen-1.5B alone" in out
+    assert "Monitor summary" in out
+
+
+def test_lcel_chain_example() -> None:
+    out = run_example("examples.lcel_chain")
+    assert "What is the capital of Italy? ->" in out
+    assert "answered by tier" in out
+
+
+def test_agent_example_escalates_to_a_valid_tool_call() -> None:
+    out = run_example("examples.agent")
+    assert "answered without calling a tool" in out
+    assert "Sunny and 21 C in Oslo" in out
+
+
+def test_langsmith_example_traces_to_the_endpoint_in_the_environment() -> None:
+    with LangSmithReceiver() as rx:
+        out = run_example("examples.langsmith_tracing", env=rx.env("cascade-example"))
+        assert f"traced to {rx.url}" in out
+        assert rx.wait_for(
+            lambda runs: any("cascade:gate" in (r["tags"] or []) for r in runs.values())
+        ), rx.tree()
+        (root,) = rx.find(name="cascade-example")
+        tags = {t for c in rx.children_of(root["id"]) for t in c["tags"] or []}
+        assert "cascade:tier:0" in tags
+        assert "cascade:gate" in tags

@@ -1,0 +1,192 @@
+"""LangChain's standard integration tests, on a cascade of real local models.
+
+The tiers are ``ChatOpenAI`` clients of the xllamacpp servers: SmolLM2-135M, gated,
+then Qwen2.5-Coder-0.5B. Tests that need an ability these models do not have are
+marked xfail with the reason measured here; none is skipped silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_cascade import CascadingChatModel
+from langchain_cascade.gates import HedgingGate, MinLengthGate, all_of
+from langchain_cascade.local_models import LocalModels
+
+pytestmark = pytest.mark.real_models
+
+NO_TOOL_CALLS = (
+    "measured: the local models (SmolLM2-135M, Qwen2.5-Coder-0.5B/1.5B on xllamacpp) "
+    "never emit tool calls; they write a fenced JSON block as text instead"
+)
+NEEDS_INTERNET = (
+    "measured: the standard test downloads its image/audio/PDF from the internet, "
+    "which tests here cannot reach (and the local GGUF models are text-only)"
+)
+ONE_START_PER_CALL = (
+    "by design: each attempt is a child chat-model run (cascade:tier:<i>), so a "
+    "callback handler sees on_chat_model_start for the cascade and for each "
+    "attempt, while this test expects exactly one; the structured output itself "
+    "is checked on the real models in test_cascade_real.py"
+)
+PYDANTIC_V1 = (
+    "measured: ChatOpenAI turns method='json_schema' into tool calling for "
+    "pydantic.v1 schemas, and the local models make no tool calls"
+)
+
+_servers: dict[str, LocalModels] = {}
+
+
+@pytest.fixture(autouse=True)
+def _local(local_models: LocalModels) -> None:
+    _servers["models"] = local_models
+
+
+def _xfail(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(reason=reason, strict=True)
+
+
+class TestCascadeOnLocalModels(ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return CascadingChatModel
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        models = _servers["models"]
+        tier = {
+            "temperature": 0,
+            "max_tokens": 160,
+            "timeout": 120,
+            "stream_usage": True,
+        }
+        return {
+            "models": [
+                models.chat_model("smollm2-135m", **tier),
+                models.chat_model("qwen2.5-coder-0.5b", **tier),
+            ],
+            "gates": [all_of(MinLengthGate(min_chars=2), HedgingGate())],
+        }
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # temperature, max_tokens and timeouts belong to the tiers.
+        return {}
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        # Native JSON-schema output works on these models; tool calls do not.
+        return {"method": "json_schema"}
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        # A cascade chooses its model per call from its tiers.
+        return False
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    # --- abilities the local models do not have ----------------------------------
+
+    @_xfail(NO_TOOL_CALLS)
+    def test_tool_calling(self, model: BaseChatModel) -> None:
+        super().test_tool_calling(model)
+
+    @_xfail(NO_TOOL_CALLS)
+    async def test_tool_calling_async(self, model: BaseChatModel) -> None:
+        await super().test_tool_calling_async(model)
+
+    @_xfail(NO_TOOL_CALLS)
+    def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
+        super().test_bind_runnables_as_tools(model)
+
+    @_xfail(NO_TOOL_CALLS)
+    def test_tool_choice(self, model: BaseChatModel) -> None:
+        super().test_tool_choice(model)
+
+    @_xfail(NO_TOOL_CALLS)
+    def test_tool_calling_with_no_arguments(self, model: BaseChatModel) -> None:
+        super().test_tool_calling_with_no_arguments(model)
+
+    @_xfail(NO_TOOL_CALLS)
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+
+    @_xfail(NO_TOOL_CALLS)
+    def test_unicode_tool_call_integration(
+        self,
+        model: BaseChatModel,
+        *,
+        tool_choice: str | None = None,  # noqa: PT028 - the base test's signature
+        force_tool_call: bool = True,  # noqa: PT028 - the base test's signature
+    ) -> None:
+        super().test_unicode_tool_call_integration(
+            model, tool_choice=tool_choice, force_tool_call=force_tool_call
+        )
+
+    @_xfail(PYDANTIC_V1)
+    def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
+        super().test_structured_output_pydantic_2_v1(model)
+
+    @_xfail(ONE_START_PER_CALL)
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    def test_structured_output(
+        self,
+        model: BaseChatModel,
+        schema_type: Literal["pydantic", "typeddict", "json_schema"],
+    ) -> None:
+        super().test_structured_output(model, schema_type)
+
+    @_xfail(ONE_START_PER_CALL)
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    async def test_structured_output_async(
+        self,
+        model: BaseChatModel,
+        schema_type: Literal["pydantic", "typeddict", "json_schema"],
+    ) -> None:
+        await super().test_structured_output_async(model, schema_type)
+
+    @_xfail(NEEDS_INTERNET)
+    def test_image_inputs(self, model: BaseChatModel) -> None:
+        super().test_image_inputs(model)
+
+    @_xfail(NEEDS_INTERNET)
+    def test_audio_inputs(self, model: BaseChatModel) -> None:
+        super().test_audio_inputs(model)
+
+    @_xfail(NEEDS_INTERNET)
+    def test_pdf_inputs(self, model: BaseChatModel) -> None:
+        super().test_pdf_inputs(model)
