@@ -70,6 +70,9 @@ from langchain_cascade.pricing import ModelPrice
 
 __all__ = ["CascadingChatModel"]
 
+LS_PROVIDER = "langchain_cascade"
+"""The ``ls_provider`` of the cascade's own chat-model runs (how to tell them apart)."""
+
 _STREAM_PARENT = "_cascade_stream_parent"
 _PRIVATE_KWARGS = (_STREAM_PARENT,)
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
@@ -316,7 +319,7 @@ class CascadingChatModel(BaseChatModel):
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> Any:  # LangSmithParams
         params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "langchain_cascade"
+        params["ls_provider"] = LS_PROVIDER
         override = kwargs.get("model")
         params["ls_model_name"] = (
             override if isinstance(override, str) else self.cascade_name

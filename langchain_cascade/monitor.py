@@ -41,6 +41,7 @@ from langchain_core.outputs import LLMResult
 from langchain_core.runnables import ensure_config
 
 from langchain_cascade._run import ESCALATION_EVENT, REVIEW_EVENT
+from langchain_cascade.chat_models import LS_PROVIDER
 from langchain_cascade.errors import CascadeError
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
 
 logger = logging.getLogger("langchain_cascade")
 
-CASCADE_PROVIDER = "langchain_cascade"
-"""The ``ls_provider`` metadata of the cascade's own chat-model run."""
 
 WARNING_EVENT = "cascade_escalation_warning"
 """Custom event the monitor dispatches when the escalation rate passes its limit."""
@@ -628,7 +627,7 @@ class CascadeMonitor(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Time a cascade run from its start."""
-        if (metadata or {}).get("ls_provider") != CASCADE_PROVIDER:
+        if (metadata or {}).get("ls_provider") != LS_PROVIDER:
             return
         started = time.perf_counter()
         with self._lock:
