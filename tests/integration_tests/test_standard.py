@@ -33,6 +33,11 @@ ONE_START_PER_CALL = (
     "attempt, while this test expects exactly one; the structured output itself "
     "is checked on the real models in test_cascade_real.py"
 )
+RUNS_OUT_OF_TOKENS = (
+    "measured: on this test's optional-field schema both local tiers keep "
+    "generating until max_tokens (160) without closing the JSON "
+    "(openai.LengthFinishReasonError on each tier, so CascadeError)"
+)
 PYDANTIC_V1 = (
     "measured: ChatOpenAI turns method='json_schema' into tool calling for "
     "pydantic.v1 schemas, and the local models make no tool calls"
@@ -160,6 +165,10 @@ class TestCascadeOnLocalModels(ChatModelIntegrationTests):
     @_xfail(PYDANTIC_V1)
     def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
         super().test_structured_output_pydantic_2_v1(model)
+
+    @_xfail(RUNS_OUT_OF_TOKENS)
+    def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
+        super().test_structured_output_optional_param(model)
 
     @_xfail(ONE_START_PER_CALL)
     @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
