@@ -2,7 +2,12 @@
 
 The tiers are ``ChatOpenAI`` clients of the xllamacpp servers: SmolLM2-135M, gated,
 then Qwen2.5-Coder-0.5B. Tests that need an ability these models do not have are
-marked xfail with the reason measured here; none is skipped silently.
+marked xfail with the reason measured here. The suite's own conditional skips
+that remain, each printed with its reason by ``pytest -rs``: model override (a
+cascade picks its model per tier, so ``supports_model_override`` is False), image
+and PDF tool messages and Anthropic-format inputs (the local models are
+text-only and speak the OpenAI format), and VCR (no recorded cassettes: every
+call here is live against the local servers).
 """
 
 from __future__ import annotations
