@@ -33,16 +33,24 @@ from langchain_cascade import CascadingChatModel
 from langchain_cascade.gates import HedgingGate, MinLengthGate, all_of
 
 
-def per_call_seconds(fn: Callable[[], Any], calls: int, rounds: int) -> float:
-    """The median over ``rounds`` of the mean time of ``calls`` calls."""
-    fn()  # warm up
-    means = []
+def per_call_seconds(
+    fns: dict[str, Callable[[], Any]], calls: int, rounds: int
+) -> dict[str, float]:
+    """Median over ``rounds`` of each function's mean time over ``calls`` calls.
+
+    The functions take turns within each round, so a load that comes and goes on
+    the machine weighs on all of them alike.
+    """
+    for fn in fns.values():
+        fn()  # warm up
+    means: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        means.append((time.perf_counter() - started) / calls)
-    return statistics.median(means)
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            means[name].append((time.perf_counter() - started) / calls)
+    return {name: statistics.median(values) for name, values in means.items()}
 
 
 def measure(
@@ -58,13 +66,15 @@ def measure(
         raise RuntimeError(msg)
     with_fallbacks = child.with_fallbacks([fallback])
     prompt = "What is 2 + 2?"
-    return {
-        "bare": per_call_seconds(lambda: child.invoke(prompt), calls, rounds),
-        "with_fallbacks": per_call_seconds(
-            lambda: with_fallbacks.invoke(prompt), calls, rounds
-        ),
-        "cascade": per_call_seconds(lambda: cascade.invoke(prompt), calls, rounds),
-    }
+    return per_call_seconds(
+        {
+            "bare": lambda: child.invoke(prompt),
+            "with_fallbacks": lambda: with_fallbacks.invoke(prompt),
+            "cascade": lambda: cascade.invoke(prompt),
+        },
+        calls,
+        rounds,
+    )
 
 
 def report(title: str, times: dict[str, float]) -> bool:
