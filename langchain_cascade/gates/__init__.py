@@ -21,6 +21,13 @@ from langchain_cascade.gates.combinators import (
     any_of,
     weighted,
 )
+from langchain_cascade.gates.consistency import (
+    ConsistencyGate,
+    extract_choice,
+    extract_number,
+    normalize_text,
+)
+from langchain_cascade.gates.llm import JudgeGate, SelfCheckGate
 from langchain_cascade.gates.logprob import LogprobGate, token_logprobs
 from langchain_cascade.gates.rules import (
     DEFAULT_HEDGING_PHRASES,
@@ -35,21 +42,27 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "ArithmeticGate",
+    "ConsistencyGate",
     "Gate",
     "GateInput",
     "GateLike",
     "GateResult",
     "HedgingGate",
+    "JudgeGate",
     "LogprobGate",
     "MinLengthGate",
     "RegexGate",
     "RunnableGate",
+    "SelfCheckGate",
     "StructuredOutputGate",
     "ToolCallGate",
     "Weighted",
     "all_of",
     "any_of",
     "coerce_gate",
+    "extract_choice",
+    "extract_number",
+    "normalize_text",
     "token_logprobs",
     "weighted",
 ]
