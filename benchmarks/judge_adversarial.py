@@ -223,7 +223,7 @@ def render(
         "`malformed` verdicts fail closed and are counted in the rows above; "
         "`screened` = failed by `screen_candidate` without a judge call.",
         "",
-        "| iteration | what changed | adversarial rejected | plain wrong rejected "
+        "| variant | what it adds | adversarial rejected | plain wrong rejected "
         "| plain right accepted | malformed | screened | tokens | wall s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
