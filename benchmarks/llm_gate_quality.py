@@ -197,7 +197,16 @@ def metrics(items: list[Item], name: str) -> dict[str, Any]:
     wrong = [i for i in items if not i.correct]
     true_pos = sum(1 for i in escalated if not i.correct)
     kept = [i for i, r in runs if r.passed]
+
+    def mean_score(*, right: bool) -> float | None:
+        scores = [
+            r.score for i, r in runs if i.correct == right and r.score is not None
+        ]
+        return sum(scores) / len(scores) if scores else None
+
     return {
+        "score_right": mean_score(right=True),
+        "score_wrong": mean_score(right=False),
         "precision": true_pos / len(escalated) if escalated else None,
         "recall": true_pos / len(wrong) if wrong else None,
         "escalation": len(escalated) / len(items),
@@ -213,6 +222,10 @@ def metrics(items: list[Item], name: str) -> dict[str, Any]:
             1 for _, r in runs if r.reason.startswith("answer addresses its grader")
         ),
     }
+
+
+def num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def fmt(value: float | None) -> str:
@@ -288,9 +301,10 @@ def render(  # noqa: PLR0917 - one report, one call site
         command,
         "```",
         "",
-        "| gate | precision | recall | escalation rate | kept accuracy | unparsed "
+        "| gate | precision | recall | escalation rate | kept accuracy "
+        "| mean score right / wrong | unparsed "
         "| tokens (per answer) | seconds (per answer) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in gate_names:
         m = metrics(items, name)
@@ -298,14 +312,17 @@ def render(  # noqa: PLR0917 - one report, one call site
             f"| {name} | {fmt(m['precision'])} ({m['tp']}/{m['escalated']}) | "
             f"{fmt(m['recall'])} ({m['tp']}/{m['wrong']}) | "
             f"{fmt(m['escalation'])} ({m['escalated']}/{n}) | "
-            f"{fmt(m['kept_accuracy'])} ({m['kept']} kept) | {m['unparsed']} | "
+            f"{fmt(m['kept_accuracy'])} ({m['kept']} kept) | "
+            f"{num(m['score_right'])} / {num(m['score_wrong'])} | {m['unparsed']} | "
             f"{m['tokens']} ({m['tokens'] / n:.0f}) | "
             f"{m['seconds']:.0f} ({m['seconds'] / n:.1f}) |"
         )
     judge_screened = metrics(items, "judge")["screened"] if "judge" in gate_names else 0
     lines += [
-        f"| (no gate: never escalate) | - | 0% | 0% | {fmt(right / n)} | - | 0 | 0 |",
-        f"| (always escalate) | {fmt((n - right) / n)} | 100% | 100% | - | - | - | - |",
+        f"| (no gate: never escalate) | - | 0% | 0% | {fmt(right / n)} | - | - | 0 "
+        "| 0 |",
+        f"| (always escalate) | {fmt((n - right) / n)} | 100% | 100% | - | - | - | - "
+        "| - |",
         "",
         f"Answering cost: {answer_tokens} tokens ({answer_tokens / n:.0f} per "
         "problem). Wall time: "

@@ -225,6 +225,11 @@ class SelfCheckGate(Gate):
     The score is ``(rating - 1) / 4``; the gate passes when ``score >= threshold``
     (the default ``0.75`` needs a rating of 4 or 5).
 
+    Small models are overconfident: on 50 GSM8K problems qwen2.5-coder-0.5b rated
+    every one of its answers 4 or 5, and 45 were wrong
+    (``benchmarks/results/llm_gate_quality.md``). Prefer a
+    :class:`JudgeGate` or a :class:`~langchain_cascade.gates.ConsistencyGate` there.
+
     Example:
         .. code-block:: python
 
@@ -592,6 +597,10 @@ class JudgeGate(Gate):
       candidate verbatim (still fenced).
     - The verdict must be strict JSON and the score comes from the judge's own
       reply only, never from the candidate.
+
+    With qwen2.5-coder-1.5b as judge, the defaults rejected 24/24 manipulative
+    wrong answers and 22/24 plain wrong ones, and accepted 24/24 right ones
+    (``benchmarks/results/judge_adversarial.md``).
 
     Example:
         .. code-block:: python
