@@ -353,14 +353,13 @@ def _check_finite_nonnegative(name: str, arr: FloatArray, where: str = "") -> No
 
 def _check_scores_and_correct(gate: FloatArray, c: FloatArray) -> None:
     if np.isnan(gate).any():
+        rows, tiers = np.nonzero(np.isnan(gate))
+        more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
         raise ValueError(
-            f"scores contains NaN in non-final tier(s) {_bad_columns(np.isnan(gate))}; "
-            "only the final tier (which has no gate) may be NaN"
-        )
-    if np.isinf(gate).any():
-        raise ValueError(
-            f"scores must be finite in non-final tiers; tier(s) "
-            f"{_bad_columns(np.isinf(gate))} contain +-inf"
+            f"scores contains NaN in non-final tier {int(tiers[0])} at row "
+            f"{int(rows[0])}{more}, non-final tier(s) {_bad_columns(np.isnan(gate))}; "
+            "only the final tier (which has no gate) may be NaN (use -inf for "
+            "'never good enough')"
         )
     if not np.isfinite(c).all():
         raise ValueError(
@@ -406,11 +405,31 @@ def _validate(
         stop_cost[:, :-1] += gate_cum
         stop_cost[:, -1] += gate_cum[:, -1]
     return _Problem(
-        gate=np.ascontiguousarray(s[:, :-1]),
+        gate=_finite_scores(s[:, :-1]),
         correct=c,
         costs=model_costs,
         stop_cost=stop_cost,
     )
+
+
+def _finite_scores(gate: FloatArray) -> FloatArray:
+    """Infinite scores as finite ones just beyond the observed finite range.
+
+    ``-inf`` is the lowest score and ``+inf`` the highest: every finite
+    threshold rejects the first and accepts the second, exactly as a gate
+    comparing ``score >= threshold`` would, while the thresholds ``-inf``
+    (accept all) and ``+inf`` (accept none) keep their meaning.
+    """
+    out = np.array(gate, dtype=np.float64, order="C")
+    infinite = np.isinf(out)
+    if infinite.any():
+        finite = out[~infinite]
+        low, high = (
+            (float(finite.min()), float(finite.max())) if finite.size else (0, 1)
+        )
+        out[out == -np.inf] = low - 1.0
+        out[out == np.inf] = high + 1.0
+    return out
 
 
 def _validate_target(name: str, value: object) -> float:
@@ -927,7 +946,9 @@ def calibrate(
 
     Args:
         scores: (queries, tiers) gate scores, higher = more confident. The
-            final column is ignored and may be NaN; the others must be finite.
+            final column is ignored and may be NaN; the others must not be NaN.
+            ``-inf`` is the lowest score (no finite threshold accepts it, e.g.
+            a gate that raised), ``+inf`` the highest.
         correct: (queries, tiers) correctness of each tier's answer in [0, 1].
         costs: (queries, tiers) non-negative cost of each tier's call.
         min_quality: Quality floor (mutually exclusive with ``max_cost``).

@@ -339,13 +339,7 @@ def test_shape_mismatch_message() -> None:
             [[np.nan, 0], [0.2, 0]],
             [[1, 1], [0, 1]],
             [[1, 2]] * 2,
-            r"NaN in non-final tier\(s\) \[0\]",
-        ),
-        (
-            [[np.inf, 0], [0.2, 0]],
-            [[1, 1], [0, 1]],
-            [[1, 2]] * 2,
-            "must be finite in non-final",
+            r"NaN in non-final tier 0 at row 0",
         ),
         (
             [[0.5, 0], [0.2, 0]],
@@ -524,3 +518,28 @@ def test_to_dict_is_strict_json() -> None:
     d3 = json.loads(json.dumps(res3.to_dict(), allow_nan=False))
     assert d3["thresholds"] == ["inf"]
     assert d3["tier_quality"] == [None, 1.0]
+
+
+def test_infinite_scores_are_the_lowest_and_the_highest() -> None:
+    # tier 0: -inf (a gate that raised) is wrong, +inf right, finite mixed
+    scores = [[-np.inf, 0], [np.inf, 0], [0.9, 0], [0.1, 0]]
+    correct = [[0, 1], [1, 1], [1, 1], [0, 1]]
+    costs = [[1, 10]] * 4
+    result = calibrate(scores, correct, costs, min_quality=1.0)
+    # accept +inf and 0.9, escalate 0.1 and -inf
+    chosen = evaluate_thresholds(scores, correct, costs, thresholds=result.thresholds)
+    assert chosen.tier_rates == pytest.approx((0.5, 0.5))
+    assert math.isfinite(result.thresholds[0])
+    assert 0.1 < result.thresholds[0] <= 0.9
+    accept_all = evaluate_thresholds(scores, correct, costs, thresholds=[-np.inf])
+    assert accept_all.tier_rates == (1.0, 0.0)
+    accept_none = evaluate_thresholds(scores, correct, costs, thresholds=[np.inf])
+    assert accept_none.tier_rates == (0.0, 1.0)
+    just_above = evaluate_thresholds(scores, correct, costs, thresholds=[0.95])
+    assert just_above.tier_rates == (0.25, 0.75)  # only +inf passes
+
+
+def test_nan_score_names_tier_and_row() -> None:
+    scores = [[0.5, 0, 0], [0.2, np.nan, 0], [0.3, 0.1, 0]]
+    with pytest.raises(ValueError, match="tier 1 at row 1"):
+        calibrate(scores, [[1, 1, 1]] * 3, [[1, 2, 3]] * 3)
