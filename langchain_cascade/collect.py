@@ -444,6 +444,31 @@ class CollectedScores:
     candidate_scores: Mapping[str, NDArray[Any]] = field(default_factory=dict)
     features: Mapping[str, NDArray[Any]] = field(default_factory=dict)
 
+    def subset(self, rows: ArrayLike) -> CollectedScores:
+        """The arrays of some rows only (a boolean mask or row positions).
+
+        Args:
+            rows: Which rows.
+
+        Returns:
+            A new :class:`CollectedScores`.
+        """
+        import numpy as np  # noqa: PLC0415 - the calibration extra
+
+        pick = np.arange(self.n_queries)[np.asarray(rows)]
+        return CollectedScores(
+            scores=self.scores[pick],
+            correct=self.correct[pick],
+            costs=self.costs[pick],
+            gate_costs=self.gate_costs[pick],
+            latencies=self.latencies[pick],
+            gate_latencies=self.gate_latencies[pick],
+            model_names=self.model_names,
+            indices=tuple(self.indices[i] for i in pick) if self.indices else (),
+            candidate_scores={k: v[pick] for k, v in self.candidate_scores.items()},
+            features={k: v[pick] for k, v in self.features.items()},
+        )
+
     @property
     def n_queries(self) -> int:
         """Number of examples."""
