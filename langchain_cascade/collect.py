@@ -520,6 +520,41 @@ class CollectedScores:
             features=_named_arrays(ordered, "features"),
         )
 
+    def summary(self, **kwargs: Any) -> str:
+        """Which tiers pay for themselves on this data, as lines of text.
+
+        Runs ``calibrate(select_tiers=True)`` (by default: the cheapest policy
+        that keeps the final tier's quality) and says "drop tier X" for every
+        tier that does not lower the cost at that target.
+
+        Args:
+            **kwargs: Passed to :meth:`calibrate` (e.g. ``min_quality``).
+
+        Returns:
+            The summary; a note instead when the data cannot be calibrated
+            (unknown costs, say).
+        """
+        from langchain_cascade.cli import tier_line  # noqa: PLC0415
+
+        try:
+            result = self.calibrate(select_tiers=True, **kwargs)
+        except ValueError as exc:
+            return f"Tier check skipped: {exc}"
+        lines = [f"Tier check ({result.constraint}):"]
+        lines += [tier_line(v, self.model_names) for v in result.tier_report]
+        drop = [
+            f"tier {v['tier']} ({self.model_names[v['tier']]})"
+            if v["tier"] < len(self.model_names)
+            else f"tier {v['tier']}"
+            for v in result.tier_report
+            if not v["kept"]
+        ]
+        if drop:
+            lines.append(
+                "Drop " + ", ".join(drop) + ": the cascade is cheaper without."
+            )
+        return "\n".join(lines)
+
     def _calibration_inputs(
         self, costs: ArrayLike | None, *, include_gate_costs: bool
     ) -> dict[str, Any]:
