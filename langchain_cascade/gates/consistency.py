@@ -18,11 +18,11 @@ from decimal import Decimal, localcontext
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.messages.ai import add_usage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import Field
 
+from langchain_cascade.gates._asking import usage_of
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 from langchain_cascade.gates.numbers import last_number
 
@@ -38,6 +38,7 @@ Extractor = Callable[[str], Hashable | None]
 """Reads the final answer out of an answer's text; ``None`` when there is none."""
 
 _DIGITS = 200
+
 
 def extract_number(text: str) -> str | None:
     """The last number in the text, in a canonical form.
@@ -135,15 +136,6 @@ def normalize_text(text: str) -> str | None:
     return normalized or None
 
 
-def _usage_of(messages: Sequence[AIMessage]) -> UsageMetadata | None:
-    total: UsageMetadata | None = None
-    for message in messages:
-        if message.usage_metadata:
-            usage = message.usage_metadata
-            total = usage if total is None else add_usage(total, usage)
-    return total
-
-
 class ConsistencyGate(Gate):
     """Passes when extra samples from the tier's model agree with its answer.
 
@@ -184,7 +176,7 @@ class ConsistencyGate(Gate):
     def _prepare(
         self, gate_input: GateInput
     ) -> GateResult | tuple[Runnable[Any, Any], Hashable]:
-        if bool(gate_input.response.tool_calls) and not gate_input.text.strip():
+        if gate_input.tool_calls_only:
             return GateResult(passed=True, reason="tool calls only: nothing to compare")
         target = self.extract(gate_input.text)
         if target is None:
@@ -235,7 +227,7 @@ class ConsistencyGate(Gate):
                 f"({score:.2f} {'>=' if passed else '<'} {self.threshold})"
                 + (f"; {len(errors)} sample calls failed" if errors else "")
             ),
-            usage=_usage_of(messages),
+            usage=usage_of(messages),
             details=details,
         )
 
