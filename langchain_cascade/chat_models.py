@@ -41,7 +41,12 @@ from langchain_core.output_parsers import (
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    LLMResult,
+)
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -557,11 +562,18 @@ class CascadingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
-        while (effect := steps.next()) is not None:
-            try:
-                steps.send(await call.aperform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    steps.send(await call.aperform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        except asyncio.CancelledError as exc:
+            # LangChain's agenerate ends no run when its caller is cancelled;
+            # end the cascade's, so handlers (a monitor) do not keep it forever.
+            if run_manager is not None:
+                await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
+            raise
         return self._chat_result(steps.outcome)
 
     def _stream(

@@ -6,6 +6,7 @@ Each test names the defect it guards against; each failed on the code before its
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -641,3 +642,73 @@ def test_timeout_is_validated(kwargs: dict[str, Any], message: str) -> None:
     cascade = CascadingChatModel(models=tiers("a", "b"), gates=[HedgingGate()])
     with pytest.raises((ValueError, TypeError), match=message):
         cascade.invoke("q", **kwargs)
+
+
+# --- 3. drafts never reach token handlers or astream_events --------------------------
+
+
+class StreamingScripted(ScriptedChatModel):
+    """A tier with ``streaming=True``: its ``invoke`` streams tokens to handlers."""
+
+    streaming: bool = False
+
+
+def _streaming_tiers() -> list[ScriptedChatModel]:
+    return [
+        StreamingScripted(model="m0", reply="I'm not sure", streaming=True),
+        StreamingScripted(model="m1", reply="Paris", streaming=True),
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rejected_drafts_never_reach_token_handlers(mode: str) -> None:
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    recorder = RunRecorder()
+    cascade = CascadingChatModel(models=_streaming_tiers(), gates=[HedgingGate()])
+    answer = call(cascade, mode, "q", {"callbacks": [recorder]})
+    assert answer.text == "Paris"
+    text = "".join(token for _, token in recorder.tokens)
+    assert "not sure" not in text
+    cascade_runs = {
+        r.run_id for r in recorder.runs.values() if r.name == "CascadingChatModel"
+    }
+    assert {run for run, _ in recorder.tokens} <= cascade_runs
+    assert text == ("Paris" if mode in ("stream", "astream") else "")
+
+
+@pytest.mark.parametrize("final_accepted", [False, True])
+def test_astream_events_streams_the_answer_once_and_no_draft(
+    final_accepted: bool,
+) -> None:
+    models = _streaming_tiers()
+    if final_accepted:
+        models[0] = StreamingScripted(model="m0", reply="Lyon", streaming=True)
+    cascade = CascadingChatModel(models=models, gates=[HedgingGate()])
+
+    async def main() -> list[Any]:
+        return [
+            e
+            async for e in cascade.astream_events("q", version="v2")
+            if e["event"] == "on_chat_model_stream"
+        ]
+
+    streamed = asyncio.run(main())
+    text = "".join(e["data"]["chunk"].text for e in streamed)
+    assert text == ("Lyon" if final_accepted else "Paris")
+    assert {e["name"] for e in streamed} == {"CascadingChatModel"}
+
+
+def test_withheld_view_is_the_same_handler() -> None:
+    from langchain_cascade._callbacks import withhold_tokens
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    recorder = RunRecorder()
+    view = withhold_tokens(recorder)
+    assert isinstance(view, RunRecorder)
+    assert view == recorder
+    run_id = uuid.uuid4()
+    view.on_llm_new_token("x", run_id=run_id)
+    assert recorder.tokens == []
+    view.on_custom_event("e", None, run_id=run_id)
+    assert recorder.events == [("e", None, run_id)]
