@@ -29,3 +29,39 @@ def test_no_test_file_imports_another_test_file() -> None:
         if module.rsplit(".", 1)[-1].startswith("test_")
     ]
     assert offenders == []
+
+
+PACKAGE = TESTS.parent / "langchain_cascade"
+
+
+def _docstrings(path: Path) -> list[tuple[str, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(
+            node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+        ):
+            doc = ast.get_docstring(node, clean=True)
+            if doc:
+                found.append((getattr(node, "name", path.stem), doc))
+    return found
+
+
+def test_every_docstring_example_is_a_doctest_or_a_code_block() -> None:
+    # `make test` runs the ">>>" examples (--doctest-modules); an example that
+    # needs a model or a server is shown as a literal block instead, which no
+    # one mistakes for a checked one.
+    loose = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for name, doc in _docstrings(path):
+            lines = doc.splitlines()
+            for i, line in enumerate(lines):
+                header = line.strip()
+                if header.rstrip(":") not in ("Example", "Examples", "Typical use"):
+                    continue
+                if header.endswith("::"):
+                    continue
+                following = next((x.strip() for x in lines[i + 1 :] if x.strip()), "")
+                if not following.startswith((">>>", ".. code-block::")):
+                    loose.append(f"{path.relative_to(PACKAGE)}:{name}: {following!r}")
+    assert loose == []
