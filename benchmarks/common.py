@@ -96,6 +96,32 @@ def resolve_data_dir(cli_value: str | None = None) -> Path:
     return path
 
 
+def regenerate_command(
+    module: str, argv: Sequence[str], machine_options: Sequence[str]
+) -> str:
+    """The command that made a report, without the options naming this machine.
+
+    ``machine_options`` (``--base-url``, ``--data-dir``...) are dropped with
+    their values, written ``--opt value`` or ``--opt=value``.
+
+    >>> regenerate_command("benchmarks.x", ["--n", "5", "--data-dir", "/d"], ["--data-dir"])
+    '.venv/bin/python -m benchmarks.x --n 5'
+    """
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in machine_options:
+            skip = True
+            continue
+        if arg.startswith(tuple(f"{o}=" for o in machine_options)):
+            continue
+        kept.append(arg)
+    return " ".join([f".venv/bin/python -m {module}", *kept])
+
+
 @dataclass(frozen=True)
 class Query:
     """One benchmark item."""

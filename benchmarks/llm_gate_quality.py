@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -41,6 +40,7 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from benchmarks.common import regenerate_command, resolve_data_dir
 from langchain_cascade.gates import (
     ConsistencyGate,
     Gate,
@@ -92,15 +92,6 @@ class Item:
     truncated: bool = False
     correct: bool = False
     gates: dict[str, GateRun] = field(default_factory=dict)
-
-
-def data_dir(given: str | None) -> Path:
-    path = Path(
-        given or os.environ.get("CASCADE_DATA_DIR") or (ROOT.parent / "shared" / "data")
-    )
-    if not (path / "gsm8k" / "test.jsonl").is_file():
-        sys.exit(f"missing {path / 'gsm8k' / 'test.jsonl'}: pass --data-dir")
-    return path
 
 
 def load_items(path: Path, n: int) -> list[Item]:
@@ -230,22 +221,6 @@ def num(value: float | None) -> str:
 
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
-
-
-def regenerate_command(argv: list[str]) -> str:
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--answerer-url", "--judge-url", "--data-dir"):
-            skip = True
-            continue
-        if arg.startswith(("--answerer-url=", "--judge-url=", "--data-dir=")):
-            continue
-        kept.append(arg)
-    return " ".join([".venv/bin/python -m benchmarks.llm_gate_quality", *kept])
 
 
 def render(  # noqa: PLR0917 - one report, one call site
@@ -488,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     global ONE_SHOT  # noqa: PLW0603 - one setting for the whole run
     ONE_SHOT = not args.zero_shot
 
-    items = load_items(data_dir(args.data_dir), args.n)
+    items = load_items(resolve_data_dir(args.data_dir), args.n)
     walls: dict[str, float] = {}
     started_all = time.perf_counter()
     with served(args) as factory:
@@ -517,7 +492,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['seconds']:.0f} s",
             flush=True,
         )
-    report = render(items, names, args, regenerate_command(given), cache_note, walls)
+    report = render(
+        items,
+        names,
+        args,
+        regenerate_command(
+            "benchmarks.llm_gate_quality",
+            given,
+            ["--answerer-url", "--judge-url", "--data-dir"],
+        ),
+        cache_note,
+        walls,
+    )
     if args.out:
         Path(args.out).write_text(report, encoding="utf-8")
     else:
