@@ -427,7 +427,12 @@ class CascadingChatModel(BaseChatModel):
     ) -> dict[str, Any]:
         for key in _PRIVATE_KWARGS:
             kwargs.pop(key, None)
-        return super()._get_invocation_params(stop=stop, **kwargs)
+        # What the base class builds (``asdict()`` plus ``stop``), without its
+        # per-call deprecation-warning guard: it sits on every call's path.
+        params = dict(self._identity()[1])
+        params["_type"] = self._llm_type
+        params["stop"] = stop
+        return {**params, **kwargs}
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
         for key in _PRIVATE_KWARGS:
@@ -1127,6 +1132,10 @@ class _Call:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
     async def _atier(self, effect: CallTier) -> Any:
+        if self.quiet:
+            return await self.runnables[effect.tier].ainvoke(
+                self.plan.messages, None, **self._tier_kwargs()
+            )
         return await ainvoke_nested(
             self.runnables[effect.tier],
             self.plan.messages,
@@ -1134,9 +1143,23 @@ class _Call:
             **self._tier_kwargs(),
         )
 
+    @property
+    def quiet(self) -> bool:
+        """No handler listens to the cascade's run: child runs would go unseen.
+
+        Then tiers are called without nesting and gates without a run of their
+        own (the cost of building runs nobody reads); with any handler, every
+        child run is produced.
+        """
+        return not self.parent.handlers
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, CallTier):
-            if effect.timeout is None:
+            if effect.timeout is None and self.quiet:
+                value = self.runnables[effect.tier].invoke(
+                    self.plan.messages, None, **self._tier_kwargs()
+                )
+            elif effect.timeout is None:
                 value = invoke_nested(
                     self.runnables[effect.tier],
                     self.plan.messages,
@@ -1153,9 +1176,12 @@ class _Call:
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            result = effect.gate.invoke(
-                effect.gate_input, self.gate_config(effect, usage)
-            )
+            if self.quiet:
+                result = effect.gate.verdict(effect.gate_input, {"callbacks": [usage]})
+            else:
+                result = effect.gate.invoke(
+                    effect.gate_input, self.gate_config(effect, usage)
+                )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, CallFormatter):
             assert self.formatter is not None  # noqa: S101 - plan.formats
@@ -1179,9 +1205,14 @@ class _Call:
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            result = await effect.gate.ainvoke(
-                effect.gate_input, self.gate_config(effect, usage)
-            )
+            if self.quiet:
+                result = await effect.gate.averdict(
+                    effect.gate_input, {"callbacks": [usage]}
+                )
+            else:
+                result = await effect.gate.ainvoke(
+                    effect.gate_input, self.gate_config(effect, usage)
+                )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, CallFormatter):
             assert self.formatter is not None  # noqa: S101 - plan.formats
