@@ -22,8 +22,7 @@ from pydantic import BaseModel
 
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import Gate, HedgingGate, all_of
-from tests.unit_tests.fake_models import ScriptedChatModel
-from tests.unit_tests.test_chat_models import MODES, call, cascade_meta, tiers
+from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
 
 
 class NoStreamModel(BaseChatModel):
@@ -100,7 +99,6 @@ def _final_tiers() -> list[tuple[str, BaseChatModel, bool]]:
     ]
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", _final_tiers(), ids=[c[0] for c in _final_tiers()])
 def test_final_tier_that_does_not_stream_streams_through_the_cascade(
     mode: str, case: tuple[str, BaseChatModel, bool]
@@ -160,7 +158,6 @@ def _np_bool(value: bool) -> Any:
     return numpy.bool_(value)
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("where", ["gate", "review_gate", "all_of part"])
 @pytest.mark.parametrize(
     ("value", "passed", "reason"),
@@ -212,7 +209,6 @@ def test_numpy_bool_verdict_is_a_bool() -> None:
 # --- first_tier ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_first_tier_starts_there_and_records_skipped_tiers(mode: str) -> None:
     models = tiers("I'm not sure", "Lyon", "Paris")
     cascade = CascadingChatModel(models=models, gates=[HedgingGate()])
@@ -249,7 +245,6 @@ def test_first_tier_is_validated(
 # --- 4. usage unknown ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_usage_total_is_unknown_when_one_attempt_reports_none(mode: str) -> None:
     no_usage = ScriptedChatModel(
         model="m1", responder=lambda _: AIMessage("Paris", usage_metadata=None)
@@ -265,7 +260,6 @@ def test_usage_total_is_unknown_when_one_attempt_reports_none(mode: str) -> None
     assert meta["attempts"][0]["usage"]["total_tokens"] == 5
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_usage_total_is_known_when_every_attempt_reports(mode: str) -> None:
     cascade = CascadingChatModel(
         models=tiers("I'm not sure", "Paris"), gates=[HedgingGate()]
@@ -304,7 +298,6 @@ def _prices() -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_known_next_tier_estimate_alone_over_budget_stops(mode: str) -> None:
     # Tier 0's cost is unknown (no usage), tier 1 costs $1 a call: over $0.01.
     cascade = CascadingChatModel(
@@ -326,7 +319,6 @@ def test_known_next_tier_estimate_alone_over_budget_stops(mode: str) -> None:
     assert len(meta["attempts"]) == 1
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_first_tier_own_estimate_over_budget_stops_before_calling_it(
     mode: str,
 ) -> None:
@@ -398,7 +390,6 @@ def test_misspelt_call_argument_is_refused_others_reach_the_tiers() -> None:
 # --- 9. Runnable wrappers as tiers ------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "wrap", ["with_retry", "bind", "with_config", "configurable_fields", "retry+bind"]
 )
@@ -502,7 +493,6 @@ class BadStrError(Exception):
         raise RuntimeError
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_an_exception_whose_str_raises_is_recorded(mode: str) -> None:
     cascade = CascadingChatModel(
         models=[ScriptedChatModel(model="m0", script=[BadStrError()]), *tiers("b")],
