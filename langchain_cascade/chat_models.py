@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import json
 import math
@@ -101,7 +102,8 @@ __all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
 
 _STREAM_PARENT = "_cascade_stream_parent"
-_PRIVATE_KWARGS = (_STREAM_PARENT,)
+_CONFIGURABLE = "_cascade_configurable"
+_PRIVATE_KWARGS = (_STREAM_PARENT, _CONFIGURABLE)
 _CALL_KWARGS = ("max_cost", "timeout", "first_tier")
 """Per-call arguments the cascade itself reads (any other goes to every tier)."""
 _BOUND_KWARGS = (
@@ -435,9 +437,12 @@ class CascadingChatModel(BaseChatModel):
         return {**params, **kwargs}
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        for key in _PRIVATE_KWARGS:
-            kwargs.pop(key, None)
-        return super()._get_llm_string(stop=stop, **kwargs)
+        kwargs.pop(_STREAM_PARENT, None)
+        configurable = kwargs.pop(_CONFIGURABLE, None)
+        llm_string = super()._get_llm_string(stop=stop, **kwargs)
+        if configurable:  # it configures the tiers: part of the answer's key
+            llm_string += "---" + json.dumps(configurable, sort_keys=True, default=repr)
+        return llm_string
 
     def _resolve_model_profile(self) -> Any:
         # What every tier supports: a feature is on only when all tiers have it.
@@ -626,6 +631,34 @@ class CascadingChatModel(BaseChatModel):
                 steps.throw(exc)
         yield self._last_chunk(steps.outcome, live=live)
 
+    # ``invoke``/``ainvoke`` hand ``_generate`` no config: pass the call's
+    # ``configurable`` on, so ``configurable_fields`` tiers are configured.
+    def invoke(
+        self,
+        input: LanguageModelInput,  # noqa: A002
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Answer with the cheapest tier whose answer passes its gate."""
+        if config and (configurable := config.get("configurable")):
+            kwargs[_CONFIGURABLE] = configurable
+        return super().invoke(input, config, stop=stop, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,  # noqa: A002
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Answer with the cheapest tier whose answer passes its gate."""
+        if config and (configurable := config.get("configurable")):
+            kwargs[_CONFIGURABLE] = configurable
+        return await super().ainvoke(input, config, stop=stop, **kwargs)
+
     # ``stream()``/``astream()`` call ``_stream`` without a run manager. To nest
     # the attempts under the cascade's run, fix the run id before the base class
     # starts the run and hand it, with the config, to ``_stream``.
@@ -676,8 +709,11 @@ class CascadingChatModel(BaseChatModel):
         kwargs: dict[str, Any],
     ) -> _Call:
         stream_parent: ParentRun | None = kwargs.pop(_STREAM_PARENT, None)
+        configurable: dict[str, Any] = kwargs.pop(_CONFIGURABLE, None) or {}
         if run_manager is not None:
             parent = ParentRun.from_run_manager(run_manager)
+            if configurable:
+                parent = dataclasses.replace(parent, configurable=dict(configurable))
         elif stream_parent is not None:
             parent = stream_parent
         else:
@@ -1134,7 +1170,7 @@ class _Call:
     async def _atier(self, effect: CallTier) -> Any:
         if self.quiet:
             return await self.runnables[effect.tier].ainvoke(
-                self.plan.messages, None, **self._tier_kwargs()
+                self.plan.messages, self._quiet_config(), **self._tier_kwargs()
             )
         return await ainvoke_nested(
             self.runnables[effect.tier],
@@ -1153,11 +1189,15 @@ class _Call:
         """
         return not self.parent.handlers
 
+    def _quiet_config(self) -> RunnableConfig | None:
+        configurable = self.parent.configurable
+        return RunnableConfig(configurable=configurable) if configurable else None
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, CallTier):
             if effect.timeout is None and self.quiet:
                 value = self.runnables[effect.tier].invoke(
-                    self.plan.messages, None, **self._tier_kwargs()
+                    self.plan.messages, self._quiet_config(), **self._tier_kwargs()
                 )
             elif effect.timeout is None:
                 value = invoke_nested(
