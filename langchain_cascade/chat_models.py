@@ -79,13 +79,18 @@ from langchain_cascade._tiers import (
     model_name,
     with_tools,
 )
+from langchain_cascade.events import (
+    FORMATTER_TAG,
+    GATE_TAG,
+    LS_PROVIDER,
+    NOSTREAM_TAG,
+    tier_tag,
+)
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 
-__all__ = ["CascadingChatModel", "model_name"]
+__all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
-LS_PROVIDER = "langchain_cascade"
-"""The ``ls_provider`` of the cascade's own chat-model runs (how to tell them apart)."""
 
 _STREAM_PARENT = "_cascade_stream_parent"
 _PRIVATE_KWARGS = (_STREAM_PARENT,)
@@ -1048,7 +1053,7 @@ class _Call:
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
             run_name=f"tier {tier}: {self.plan.model_names[tier]}",
-            tags=[f"cascade:tier:{tier}", "nostream"],
+            tags=[tier_tag(tier), NOSTREAM_TAG],
             metadata={"cascade_tier": tier},
         )
 
@@ -1057,7 +1062,7 @@ class _Call:
     ) -> RunnableConfig:
         return self.parent.child_config(
             run_name=effect.gate.gate_name,
-            tags=["cascade:gate", "nostream"],
+            tags=[GATE_TAG, NOSTREAM_TAG],
             metadata={"cascade_tier": effect.gate_input.tier},
             handlers=[usage],
         )
@@ -1067,7 +1072,7 @@ class _Call:
 
     def formatter_config(self) -> RunnableConfig:
         return self.parent.child_config(
-            run_name="formatter", tags=["cascade:formatter", "nostream"]
+            run_name="formatter", tags=[FORMATTER_TAG, NOSTREAM_TAG]
         )
 
     def streams_live(self, effect: Effect) -> bool:
