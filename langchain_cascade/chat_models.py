@@ -1160,3 +1160,25 @@ class _Call:
                 **self._tier_kwargs(),
             ),
         )
+
+
+def prepare_call(
+    cascade: CascadingChatModel,
+    messages: list[BaseMessage],
+    parent: ParentRun,
+    kwargs: dict[str, Any],
+) -> _Call:
+    """The plan and drivers ``invoke`` would build for ``messages`` (used by collect).
+
+    Args:
+        cascade: The cascade.
+        messages: The conversation.
+        parent: The run the tiers' and gates' runs nest under.
+        kwargs: Call kwargs as a binding passes them (``tools``,
+            ``structured_output``, ``stop``...).
+
+    Returns:
+        The call, ready to perform the effects of ``decide(call.plan)``.
+    """
+    stop = kwargs.pop("stop", None)
+    return cascade._start_call(messages, stop, None, {**kwargs, _STREAM_PARENT: parent})

@@ -21,8 +21,7 @@ from pydantic import BaseModel
 
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import Gate, HedgingGate, all_of
-from tests.unit_tests.fake_models import ScriptedChatModel
-from tests.unit_tests.test_chat_models import MODES, call, cascade_meta, tiers
+from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
 
 
 class NoStreamModel(BaseChatModel):
@@ -99,7 +98,6 @@ def _final_tiers() -> list[tuple[str, BaseChatModel, bool]]:
     ]
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", _final_tiers(), ids=[c[0] for c in _final_tiers()])
 def test_final_tier_that_does_not_stream_streams_through_the_cascade(
     mode: str, case: tuple[str, BaseChatModel, bool]
@@ -159,7 +157,6 @@ def _np_bool(value: bool) -> Any:
     return numpy.bool_(value)
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("where", ["gate", "review_gate", "all_of part"])
 @pytest.mark.parametrize(
     ("value", "passed", "reason"),
