@@ -428,7 +428,7 @@ def _classify(result: Result, message: AIMessage | BaseMessageChunk) -> None:
 def _fail(result: Result, exc: BaseException) -> None:
     result.error = exc
     if isinstance(exc, CascadeError):
-        result.outcome, result.attempts = "raised", list(exc.attempts)
+        result.outcome, result.attempts = "raised", [dict(a) for a in exc.attempts]
     elif isinstance(exc, TimeoutError | asyncio.CancelledError | GeneratorExit):
         result.outcome = "cancelled"
     else:
