@@ -708,3 +708,26 @@ def test_withheld_view_is_the_same_handler() -> None:
     assert recorder.tokens == []
     view.on_custom_event("e", None, run_id=run_id)
     assert recorder.events == [("e", None, run_id)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("listening", [False, True])
+def test_configurable_fields_tier_is_configured_by_the_call(
+    mode: str, listening: bool
+) -> None:
+    from langchain_core.runnables import ConfigurableField
+
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    strong = ScriptedChatModel(model="m1", reply="default").configurable_fields(
+        reply=ConfigurableField(id="strong_reply")
+    )
+    cascade = CascadingChatModel(
+        models=[ScriptedChatModel(model="m0", reply="I'm not sure"), strong],
+        gates=[HedgingGate()],
+    )
+    config: dict[str, Any] = {"configurable": {"strong_reply": "configured"}}
+    if listening:
+        config["callbacks"] = [RunRecorder()]
+    assert call(cascade, mode, "q", config).text == "configured"  # type: ignore[arg-type]
+    assert call(cascade, mode, "q").text == "default"
