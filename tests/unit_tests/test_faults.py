@@ -20,26 +20,8 @@ import pytest
 from tests.fault_matrix import CHEAP, FAULTS, Fault, Mode, Result, run, snapshot
 from tests.openai_server import OpenAIServer, answer, hang, reset, status
 
-# Faults whose fix is in another helper's files and has not landed yet. Strict:
-# each test fails as soon as the fix lands, and its entry must then go
-# (see /work/notes/faults-bugs.md).
-PENDING = dict.fromkeys(
-    (
-        "hang (cascade timeout)",
-        "slow tokens (cascade timeout)",
-        "final tier hangs (cascade timeout)",
-    ),
-    "#8 `timeout`: accepted and validated, not yet enforced by the drivers",
-)
 CASES = [
-    pytest.param(
-        fault,
-        mode,
-        id=f"{fault.name}-{mode}",
-        marks=[pytest.mark.xfail(strict=True, reason=PENDING[fault.name])]
-        if fault.name in PENDING
-        else [],
-    )
+    pytest.param(fault, mode, id=f"{fault.name}-{mode}")
     for fault in FAULTS
     for mode in fault.modes
 ]
