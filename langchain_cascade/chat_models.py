@@ -252,10 +252,11 @@ class CascadingChatModel(BaseChatModel):
     A tier past it is cancelled and counts as a failed attempt (reason
     ``"timeout after Xs"``), so the call escalates; the final tier past it
     raises :class:`~langchain_cascade.CascadeError`. Async calls use
-    ``asyncio.timeout``; a sync call runs the tier's async path on a worker
-    thread the call owns, cancels it there and joins the thread. A tier whose
-    own async path runs blocking code in a thread cannot be interrupted: the
-    cascade stops waiting for it, and that thread ends when the code returns.
+    ``asyncio.timeout``; a sync call runs the tier's async path on one worker
+    event loop the package owns (started on first use, stopped at exit),
+    cancels it there and waits until it has stopped. A tier whose own async
+    path runs blocking code in a thread cannot be interrupted: the cascade
+    stops waiting for it, and that thread ends when the code returns.
     """
 
     @model_validator(mode="before")
