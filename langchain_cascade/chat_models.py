@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import math
@@ -40,7 +41,12 @@ from langchain_core.output_parsers import (
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    LLMResult,
+)
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -73,12 +79,14 @@ from langchain_cascade._run import (
     TierOutput,
     decide,
 )
+from langchain_cascade._sync import iterate_async, run_coroutine
 from langchain_cascade._tiers import (
     chat_model_of,
     fingerprint,
     model_name,
     with_tools,
 )
+from langchain_cascade.errors import TierTimeoutError
 from langchain_cascade.events import (
     FORMATTER_TAG,
     GATE_TAG,
@@ -554,11 +562,18 @@ class CascadingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
-        while (effect := steps.next()) is not None:
-            try:
-                steps.send(await call.aperform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    steps.send(await call.aperform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        except asyncio.CancelledError as exc:
+            # LangChain's agenerate ends no run when its caller is cancelled;
+            # end the cascade's, so handlers (a monitor) do not keep it forever.
+            if run_manager is not None:
+                await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
+            raise
         return self._chat_result(steps.outcome)
 
     def _stream(
@@ -1018,16 +1033,46 @@ class _AsyncTierStream:
     """A live tier streamed asynchronously; ``output`` is set once it is drained."""
 
     source: AsyncIterator[Any]
+    timeout: float | None = None
     output: TierOutput | None = None
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
         merged: AIMessageChunk | None = None
-        async for item in self.source:
+        async for item in self._items():
             chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
                 yield live
         self.output = _merged_output(merged)
+
+    async def _items(self) -> AsyncIterator[Any]:
+        """The source's items; past ``timeout`` in all, closed and timed out.
+
+        The deadline covers only the waits for the tier, never the consumer's
+        time between chunks.
+        """
+        if self.timeout is None:
+            async for item in self.source:
+                yield item
+            return
+        at = asyncio.get_running_loop().time() + self.timeout
+        try:
+            while True:
+                deadline = asyncio.timeout_at(at)
+                try:
+                    async with deadline:
+                        item = await anext(self.source)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if deadline.expired():
+                        raise TierTimeoutError(self.timeout) from None
+                    raise
+                yield item
+        finally:
+            aclose = getattr(self.source, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def _merged_output(merged: AIMessageChunk | None) -> TierOutput:
@@ -1081,14 +1126,30 @@ class _Call:
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
+    async def _atier(self, effect: CallTier) -> Any:
+        return await ainvoke_nested(
+            self.runnables[effect.tier],
+            self.plan.messages,
+            self.tier_config(effect.tier),
+            **self._tier_kwargs(),
+        )
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, CallTier):
-            value = invoke_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
+            if effect.timeout is None:
+                value = invoke_nested(
+                    self.runnables[effect.tier],
+                    self.plan.messages,
+                    self.tier_config(effect.tier),
+                    **self._tier_kwargs(),
+                )
+            else:  # cancellable: the tier's async path on a worker thread
+                seconds = effect.timeout
+                value = run_coroutine(
+                    lambda: self._atier(effect),
+                    timeout=seconds,
+                    on_timeout=lambda: TierTimeoutError(seconds),
+                )
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
@@ -1107,12 +1168,14 @@ class _Call:
 
     async def aperform(self, effect: Effect) -> Any:
         if isinstance(effect, CallTier):
-            value = await ainvoke_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
+            deadline = asyncio.timeout(effect.timeout)
+            try:
+                async with deadline:
+                    value = await self._atier(effect)
+            except TimeoutError:
+                if effect.timeout is not None and deadline.expired():
+                    raise TierTimeoutError(effect.timeout) from None
+                raise
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
@@ -1138,12 +1201,27 @@ class _Call:
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
         merged: AIMessageChunk | None = None
-        for item in stream_nested(
-            self.runnables[effect.tier],
-            self.plan.messages,
-            self.tier_config(effect.tier),
-            **self._tier_kwargs(),
-        ):
+        source: Iterator[Any]
+        if effect.timeout is None:
+            source = stream_nested(
+                self.runnables[effect.tier],
+                self.plan.messages,
+                self.tier_config(effect.tier),
+                **self._tier_kwargs(),
+            )
+        else:  # cancellable: the tier's async stream on a worker thread
+            seconds = effect.timeout
+            source = iterate_async(
+                lambda: astream_nested(
+                    self.runnables[effect.tier],
+                    self.plan.messages,
+                    self.tier_config(effect.tier),
+                    **self._tier_kwargs(),
+                ),
+                timeout=seconds,
+                on_timeout=lambda: TierTimeoutError(seconds),
+            )
+        for item in source:
             chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
@@ -1159,6 +1237,7 @@ class _Call:
                 self.tier_config(effect.tier),
                 **self._tier_kwargs(),
             ),
+            timeout=effect.timeout,
         )
 
 

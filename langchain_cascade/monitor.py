@@ -25,6 +25,7 @@ to ``rearm_below`` (hysteresis: a rate hovering at the threshold warns once).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -63,6 +64,9 @@ __all__ = [
 
 logger = logging.getLogger("langchain_cascade")
 
+
+_CANCELLED = (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)
+"""What a call ends with when its caller stopped it: not a failure."""
 
 _EPS = 1e-9  # rates are ratios of counts: compare them with a hair of tolerance
 
@@ -192,6 +196,9 @@ class MonitorSummary:
     Attributes:
         calls: Calls the cascade answered.
         failed_calls: Calls that raised (the final tier failed).
+        cancelled_calls: Calls cancelled by their caller (``asyncio`` cancellation,
+            a client timeout) or streams the consumer closed before the end;
+            neither answered nor failed.
         escalated_calls: Answered calls answered past tier 0.
         escalation_rate: ``escalated_calls / calls``.
         needs_review: Answered calls flagged for human review.
@@ -210,6 +217,7 @@ class MonitorSummary:
 
     calls: int
     failed_calls: int
+    cancelled_calls: int
     escalated_calls: int
     escalation_rate: float | None
     needs_review: int
@@ -230,7 +238,8 @@ class MonitorSummary:
     def __str__(self) -> str:
         cost = self.cost
         lines = [
-            f"cascade monitor: {self.calls} calls, {self.failed_calls} failed",
+            f"cascade monitor: {self.calls} calls, {self.failed_calls} failed,"
+            f" {self.cancelled_calls} cancelled",
             f"  escalated   {self.escalated_calls} ({_pct(self.escalation_rate)})"
             f"   window {self.window.escalated}/{self.window.calls}"
             f" ({_pct(self.window.escalation_rate)},"
@@ -433,7 +442,8 @@ class CascadeMonitor(BaseCallbackHandler):
 
     It reads each call from the cascade's own run (``on_llm_end`` of the run whose
     answer carries ``response_metadata["cascade"]``) and ignores the tiers' and
-    gates' child runs. Calls that raise are counted as ``failed_calls``, and the
+    gates' child runs. Calls that raise are counted as ``failed_calls`` (calls
+    cancelled by their caller and streams closed early as ``cancelled_calls``), and the
     attempts a :class:`~langchain_cascade.CascadeError` carries are added to the
     tiers. A cascade used as a tier of another cascade is not counted itself: its
     caller is. One monitor per cascade: the tiers of different cascades would be
@@ -526,6 +536,7 @@ class CascadeMonitor(BaseCallbackHandler):
         """Forget every aggregate (the lock is held or not yet shared)."""
         self._calls = 0
         self._failed_calls = 0
+        self._cancelled_calls = 0
         self._escalated = 0
         self._needs_review = 0
         self._attempt_errors = 0
@@ -581,6 +592,7 @@ class CascadeMonitor(BaseCallbackHandler):
             return MonitorSummary(
                 calls=self._calls,
                 failed_calls=self._failed_calls,
+                cancelled_calls=self._cancelled_calls,
                 escalated_calls=self._escalated,
                 escalation_rate=_ratio(self._escalated, self._calls),
                 needs_review=self._needs_review,
@@ -673,10 +685,18 @@ class CascadeMonitor(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Count a cascade call that raised, and the attempts its error carries."""
+        """Count a cascade call that raised, and the attempts its error carries.
+
+        A cancelled call (``CancelledError``, ``KeyboardInterrupt``) or a stream the
+        consumer closed early (``GeneratorExit``) is forgotten and counted as
+        cancelled, not failed.
+        """
         with self._lock:
             run = self._runs.pop(run_id, None)
             if run is None or run.nested:
+                return
+            if isinstance(error, _CANCELLED):
+                self._cancelled_calls += 1
                 return
             self._failed_calls += 1
             if isinstance(error, CascadeError):
