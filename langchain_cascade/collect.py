@@ -605,7 +605,8 @@ class CollectedScores:
             costs: Call costs to use instead of the collected ones (e.g. when
                 the models had no price).
             include_gate_costs: Count what the gates cost.
-            **kwargs: ``min_quality``, ``max_cost`` or ``max_grid``.
+            **kwargs: ``min_quality``, ``max_cost``, ``max_grid``, ``confidence``,
+                ``select_tiers``... (see ``calibrate``).
 
         Returns:
             The calibration result.
