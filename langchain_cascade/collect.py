@@ -932,8 +932,15 @@ class _Runner:
         )
         call = prepare_call(self.cascade, messages, parent, dict(self.call_kwargs))
         gates, review = self._recorders()
+        # Every tier answers: no budget, no skipped first tiers, no formatter.
         call.plan = dataclasses.replace(
-            call.plan, gates=gates, review_gate=review, max_cost=None, formats=False
+            call.plan,
+            gates=gates,
+            review_gate=review,
+            max_cost=None,
+            formats=False,
+            first_tier=0,
+            skip_reason="",
         )
         steps = _Stepper(decide(call.plan))
         try:
