@@ -107,6 +107,7 @@ __all__ = [
     "logged_cascades",
     "merge",
     "read_jsonl",
+    "replay_gates",
     "replay_thresholds",
 ]
 
@@ -1533,3 +1534,76 @@ def _replayed_stop(
         if passes:
             return tier
     return None
+
+
+def _revived(value: Any) -> Any:
+    from langchain_core.load import load  # noqa: PLC0415
+
+    return load(value)
+
+
+def _tier_answer(run: Any) -> tuple[list[BaseMessage], AIMessage] | None:
+    """The conversation and answer of one logged tier run (``None`` if absent)."""
+    try:
+        batches = (run.inputs or {}).get("messages") or []
+        messages = [m for m in _revived(batches[0]) if isinstance(m, BaseMessage)]
+        generation = run.outputs["generations"][0][0]
+        message = _revived(generation["message"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return (messages, message) if isinstance(message, AIMessage) else None
+
+
+def replay_gates(
+    project_name: str,
+    gates: Sequence[GateLike],
+    *,
+    client: Any = None,
+) -> list[list[float]]:
+    """Scores other gates on the tier answers logged to a LangSmith project.
+
+    For every cascade run in the project, each tier's logged answer (the run
+    tagged ``cascade:tier:<i>`` under it) is judged by ``gates[i]`` offline: no
+    model is called, except by a gate that calls one itself. A tier the live
+    call never reached scores NaN; a gate that raises scores ``-inf``. With
+    :func:`replay_thresholds`-style reasoning on these scores (or
+    ``calibrate`` when the runs have labels) a user can ask what another gate
+    would have done on last week's traffic.
+
+    Args:
+        project_name: The LangSmith project.
+        gates: One gate per non-final tier.
+        client: A ``langsmith.Client``.
+
+    Returns:
+        One row per cascade run, one score per non-final tier.
+    """
+    import langsmith  # noqa: PLC0415
+
+    client = client if client is not None else langsmith.Client()
+    judged = [coerce_gate(g, where=f"gates[{i}]") for i, g in enumerate(gates)]
+    rows: list[list[float]] = []
+    for run in client.list_runs(project_name=project_name, run_type="llm"):
+        if _find_cascade(run.outputs) is None:
+            continue
+        row = [math.nan] * len(judged)
+        for child in client.list_runs(project_name=project_name, parent_run_id=run.id):
+            tags = [t for t in child.tags or [] if t.startswith("cascade:tier:")]
+            if not tags:
+                continue
+            tier = int(tags[0].rsplit(":", 1)[1])
+            found = _tier_answer(child)
+            if tier >= len(judged) or found is None:
+                continue
+            messages, answer = found
+            gate_input = GateInput(messages=messages, response=answer, tier=tier)
+            try:
+                result = judged[tier].invoke(gate_input)
+            except Exception:  # noqa: BLE001 - fails closed, as live
+                row[tier] = -math.inf
+                continue
+            row[tier] = (
+                float(result.passed) if result.score is None else float(result.score)
+            )
+        rows.append(row)
+    return rows

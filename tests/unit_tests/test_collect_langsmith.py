@@ -20,6 +20,7 @@ from langchain_cascade.collect import (
     LangSmithDataset,
     collect,
     logged_cascades,
+    replay_gates,
     replay_thresholds,
 )
 from langchain_cascade.gates import Gate
@@ -162,3 +163,29 @@ def test_replay_rescores_logged_traffic_without_calling_a_model(
         replay_thresholds("plain", [0.5], client=rx.client())
     with pytest.raises(LangSmithNotFoundError):
         replay_thresholds("no-such-project", [0.5], client=rx.client())
+
+
+def test_replay_gates_judges_the_logged_answers_offline(rx: LangSmithReceiver) -> None:
+    live = cascade()
+    tracer = rx.tracer(project_name="traffic-gates")
+    answers = [live.invoke(q, config={"callbacks": [tracer]}) for q in QUESTIONS]
+    rx.flush()
+    assert rx.wait_for(lambda runs: len(runs) >= len(QUESTIONS) * 3)
+
+    class Digits(Gate):
+        """1.0 when the answer is a number."""
+
+        def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+            ok = gate_input.text.strip().isdigit()
+            assert gate_input.question.startswith("q")  # the logged conversation
+            return GateResult(passed=ok, score=float(ok))
+
+    rows = replay_gates("traffic-gates", [Digits()], client=rx.client())
+    assert len(rows) == len(QUESTIONS)
+    expected = sorted(float(CHEAP[q].isdigit()) for q in QUESTIONS)
+    assert sorted(r[0] for r in rows) == expected  # tier 0 answered every call
+    same = replay_gates("traffic-gates", [LengthGate()], client=rx.client())
+    live_scores = sorted(
+        a.response_metadata["cascade"]["attempts"][0]["score"] for a in answers
+    )
+    assert sorted(r[0] for r in same) == pytest.approx(live_scores)
