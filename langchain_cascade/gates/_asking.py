@@ -15,9 +15,10 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.messages.ai import add_usage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.utils.json import parse_json_markdown
+
+from langchain_cascade.pricing import sum_usage
 
 __all__ = [
     "Build",
@@ -115,12 +116,7 @@ async def aask(
 
 def usage_of(messages: Sequence[AIMessage | None]) -> UsageMetadata | None:
     """The summed token usage of the messages that report one (``None``: none)."""
-    total: UsageMetadata | None = None
-    for message in messages:
-        usage = message.usage_metadata if message is not None else None
-        if usage:
-            total = usage if total is None else add_usage(total, usage)
-    return total
+    return sum_usage(m.usage_metadata for m in messages if m is not None)
 
 
 def clip(text: str, limit: int = 200) -> str:
