@@ -246,7 +246,8 @@ def _judge(
     plan: Plan, tier: int, message: AIMessage, gate: Gate, attempt: Attempt
 ) -> Generator[Effect, Any, GateResult]:
     """Run one gate on one answer and record it on the attempt (fail closed)."""
-    gate_input = GateInput(
+    # Built from values the cascade already holds: no need to validate them again.
+    gate_input = GateInput.model_construct(
         messages=plan.messages,
         response=message,
         tier=tier,
