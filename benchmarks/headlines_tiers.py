@@ -21,11 +21,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, load_cached, matrices, resolve_data_dir
-from benchmarks.headlines import MODELS, fingerprint, fit, load_split, score_fn
+from benchmarks.common import fit, load_cached, matrices, resolve_data_dir
+from benchmarks.headlines import CANDIDATES, MODELS, Headlines, load_split
 from langchain_cascade.calibration import calibrate, evaluate_thresholds
 from langchain_cascade.cli import tier_line
 
+RESULTS = Path(__file__).resolve().parent / "results"
 SHORT = {
     "smollm2-135m": "135M",
     "qwen2.5-coder-0.5b": "0.5B",
@@ -74,7 +75,10 @@ def run(
     queries = load_split(data_dir, "train", n_train) + load_split(
         data_dir, "test", n_test
     )
-    records = load_cached(cache, queries, MODELS, fingerprint())
+    spec = Headlines()
+    records = load_cached(
+        cache, queries, MODELS, spec.fingerprint(argparse.Namespace())
+    )
     out: dict[str, Any] = {
         "benchmark": "HEADLINES tier selection (issue 11)",
         "command": "python -m benchmarks.headlines_tiers",
@@ -86,9 +90,10 @@ def run(
         (1.0, "no loss vs the best single tier on train"),
         (0.95, "95% of it"),
     ):
-        aggregation, _, _, target = fit(records, MODELS, retain)
-        train = matrices(records, "train", MODELS, score_fn(aggregation))
-        test = matrices(records, "test", MODELS, score_fn(aggregation))
+        fitted = fit(records, CANDIDATES, MODELS, retain)
+        aggregation, target = fitted.chosen.name, fitted.target
+        train = matrices(records, "train", MODELS, fitted.chosen.score)
+        test = matrices(records, "test", MODELS, fitted.chosen.score)
         rows = [
             _row("three tiers", [0, 1, 2], train, test, target),
             _row("two tiers (no SmolLM2)", [1, 2], train, test, target),
@@ -145,10 +150,10 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cache", type=Path, default=RESULTS_DIR / "headlines_answers.jsonl"
+        "--cache", type=Path, default=RESULTS / "headlines_answers.jsonl"
     )
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = run(args.cache, resolve_data_dir(args.data_dir))
     text = markdown(results)
