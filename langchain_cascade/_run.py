@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
@@ -343,13 +343,12 @@ def _judge(
     gate_input = _gate_input(plan, tier, message)
     attempt.gate = gate.gate_name
     started = time.perf_counter()
+    usage: dict[str, UsageMetadata] = {}
     try:
-        result, usage = yield CallGate(gate, gate_input)
+        value, usage = yield CallGate(gate, gate_input)
+        result = GateResult.coerce(value, name=gate.gate_name)
     except Exception as exc:  # noqa: BLE001 - a broken gate must not lose the call
-        result, usage = (
-            GateResult(passed=False, reason=f"gate raised {_error_text(exc)}"),
-            {},
-        )
+        result = GateResult(passed=False, reason=f"gate raised {_error_text(exc)}")
     attempt.gate_latency_s = time.perf_counter() - started
     attempt.gate_usage = usage
     attempt.gate_cost = sum_known(
@@ -357,7 +356,7 @@ def _judge(
     )
     attempt.score = result.score
     attempt.reason = result.reason
-    return cast("GateResult", result)
+    return result
 
 
 @dataclass
