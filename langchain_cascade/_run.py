@@ -479,7 +479,14 @@ def _loop(call: _Call) -> Generator[Effect, Any, Outcome]:
             continue
         attempt.latency_s = time.perf_counter() - started
         attempt.message = output.message
-        _record_usage(plan, attempt, output.message, output.chunks)
+        _record_usage(
+            plan,
+            attempt,
+            output.message,
+            output.chunks,
+            attempts,
+            cut_short=output.aborted,
+        )
 
         if final:
             review_reason = yield from _review(plan, output, attempt)
@@ -564,7 +571,9 @@ def _record_usage(
     attempt: Attempt,
     message: AIMessage | None,
     chunks: int,
-    prompt_from: Sequence[Attempt] = (),
+    prompt_from: Sequence[Attempt],
+    *,
+    cut_short: bool,
 ) -> None:
     """Set the attempt's usage and cost; estimate them when the answer has none.
 
@@ -574,7 +583,7 @@ def _record_usage(
     tier reported for the same messages.
     """
     usage = message.usage_metadata if message is not None else None
-    if usage is None and (chunks or message is not None or prompt_from):
+    if usage is None and cut_short:
         prompt = next(
             (a.usage["input_tokens"] for a in prompt_from if a.usage is not None), 0
         )
@@ -603,7 +612,8 @@ def _cancel_started(call: _Call, why: str) -> Generator[Effect, Any, None]:
             attempt,
             partial.message,
             partial.chunks,
-            prompt_from=[*call.attempts, *call.cancelled],
+            [*call.attempts, *call.cancelled],
+            cut_short=True,
         )
         call.cancelled.append(attempt)
     call.started.clear()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -59,14 +62,19 @@ from langchain_cascade._run import (
     CallFormatter,
     CallGate,
     CallTier,
+    CancelTier,
     Effect,
+    LatencyEstimator,
     Outcome,
+    Partial,
     Plan,
+    StartTier,
     TierOutput,
     decide,
 )
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
+from langchain_cascade.routing import RouteInput, coerce_router, route
 
 __all__ = ["CascadingChatModel"]
 
@@ -205,6 +213,57 @@ class CascadingChatModel(BaseChatModel):
     formatter: Runnable[AIMessage, Any] | None = None
     """Optional Runnable applied to every final answer (returns an AIMessage or
     a string), so answers look alike whichever tier wrote them."""
+
+    speculative: bool | int = False
+    """Start the next tier at the same time as the current one, for the first
+    ``k`` tiers tried (``True``: every gated tier). The run not needed is
+    cancelled the moment an answer passes; what it spent is recorded in
+    ``cancelled_attempts`` and counted in the cost. A call may pass its own."""
+
+    early_abort: bool = False
+    """Stream gated tiers internally and stop one as soon as its gate can tell
+    from the partial answer that it will fail (a gate's ``evaluate_partial``);
+    the call then escalates at once. A call may pass its own."""
+
+    max_latency: float | None = Field(default=None, gt=0.0)
+    """Seconds a call may take: when the time left cannot fit another gated
+    attempt and the final tier (estimated from each tier's recent latencies),
+    the call goes straight to the final tier, recorded in ``skipped_tiers``.
+    A call may pass its own."""
+
+    router: Any = None
+    """Chooses the first tier of each call: a
+    :class:`~langchain_cascade.routing.Router` (such as ``RuleRouter``), or any
+    Runnable or function of the messages returning a tier index or model name.
+    The tiers below its choice are recorded in ``skipped_tiers``. A call may pass
+    its own ``router``, or ``first_tier`` directly."""
+
+    _latency: LatencyEstimator = PrivateAttr(default_factory=LatencyEstimator)
+    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+    _pool_lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("router", mode="before")
+    @classmethod
+    def _coerce_router(cls, value: object) -> object:
+        return None if value is None else coerce_router(value)
+
+    @field_validator("speculative")
+    @classmethod
+    def _check_speculative(cls, value: int) -> int:
+        if value < 0:
+            msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
+            raise ValueError(msg)
+        return value
+
+    def _speculation_pool(self) -> ThreadPoolExecutor:
+        """The threads sync calls run speculative tiers on (created on first use)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=max(4, 2 * len(self.models)),
+                    thread_name_prefix="cascade-speculative",
+                )
+            return self._pool
 
     @field_validator("formatter", mode="before")
     @classmethod
@@ -450,11 +509,17 @@ class CascadingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
-        while (effect := steps.next()) is not None:
-            try:
-                steps.send(call.perform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams(effect):
+                        steps.send(_drained(call.stream_tier(effect)))
+                    else:
+                        steps.send(call.perform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            call.close()
         return self._chat_result(steps.outcome)
 
     async def _agenerate(
@@ -466,11 +531,20 @@ class CascadingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
-        while (effect := steps.next()) is not None:
-            try:
-                steps.send(await call.aperform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams(effect):
+                        streamed = call.astream_tier(effect)
+                        async for _ in streamed.chunks():
+                            pass
+                        steps.send(streamed.output)
+                    else:
+                        steps.send(await call.aperform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            await call.aclose()
         return self._chat_result(steps.outcome)
 
     def _stream(
@@ -483,15 +557,18 @@ class CascadingChatModel(BaseChatModel):
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
         live = False
-        while (effect := steps.next()) is not None:
-            try:
-                if call.streams_live(effect):
-                    live = True
-                    steps.send((yield from call.stream_tier(effect)))
-                else:
-                    steps.send(call.perform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams_live(effect) or call.streams(effect):
+                        live = live or call.streams_live(effect)
+                        steps.send((yield from call.stream_tier(effect)))
+                    else:
+                        steps.send(call.perform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            call.close()
         yield self._last_chunk(steps.outcome, live=live)
 
     async def _astream(
@@ -504,18 +581,21 @@ class CascadingChatModel(BaseChatModel):
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
         live = False
-        while (effect := steps.next()) is not None:
-            try:
-                if call.streams_live(effect):
-                    live = True
-                    streamed = call.astream_tier(effect)
-                    async for chunk in streamed.chunks():
-                        yield chunk
-                    steps.send(streamed.output)
-                else:
-                    steps.send(await call.aperform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams_live(effect) or call.streams(effect):
+                        live = live or call.streams_live(effect)
+                        streamed = call.astream_tier(effect)
+                        async for chunk in streamed.chunks():
+                            yield chunk
+                        steps.send(streamed.output)
+                    else:
+                        steps.send(await call.aperform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            await call.aclose()
         yield self._last_chunk(steps.outcome, live=live)
 
     # ``stream()``/``astream()`` call ``_stream`` without a run manager. To nest
@@ -580,6 +660,8 @@ class CascadingChatModel(BaseChatModel):
         structured: _StructuredOutput | None = kwargs.pop("structured_output", None)
         kwargs.pop("ls_structured_output_format", None)
         max_cost = kwargs.pop("max_cost", self.max_cost)
+        latency = self._latency_options(kwargs, structured=structured is not None)
+        first_tier, first_reason, decision = self._first_tier(kwargs, messages, tools)
         runnables = [
             _tier_runnable(m, tools, tool_choice, tool_kwargs, structured)
             for m in self.models
@@ -594,6 +676,11 @@ class CascadingChatModel(BaseChatModel):
             prices=self.prices,
             max_cost=max_cost,
             formats=self.formatter is not None,
+            first_tier=first_tier,
+            first_tier_reason=first_reason,
+            route=decision,
+            latency=self._latency,
+            **latency,
         )
         return _Call(
             plan=plan,
@@ -602,7 +689,63 @@ class CascadingChatModel(BaseChatModel):
             formatter=self.formatter,
             structured=structured is not None,
             call_kwargs={"stop": stop or self.stop, **kwargs},
+            pool=self._speculation_pool,
         )
+
+    def _latency_options(
+        self, kwargs: dict[str, Any], *, structured: bool
+    ) -> dict[str, Any]:
+        """The call's ``speculative``, ``early_abort`` and ``max_latency`` (popped).
+
+        Structured-output calls run sequentially: their tiers' streams are not
+        messages that a gate could judge part by part.
+        """
+        speculative = kwargs.pop("speculative", self.speculative)
+        early_abort = kwargs.pop("early_abort", self.early_abort)
+        max_latency = kwargs.pop("max_latency", self.max_latency)
+        gated = len(self.models) - 1
+        depth = gated if speculative is True else int(speculative or 0)
+        if depth < 0:
+            msg = f"speculative must be a bool or a number of tiers >= 0, got {depth}"
+            raise ValueError(msg)
+        if max_latency is not None and not max_latency > 0:
+            msg = f"max_latency must be a number of seconds > 0, got {max_latency!r}"
+            raise ValueError(msg)
+        return {
+            "speculative": 0 if structured else min(depth, gated),
+            "early_abort": bool(early_abort) and not structured,
+            "max_latency": max_latency,
+        }
+
+    def _first_tier(
+        self,
+        kwargs: dict[str, Any],
+        messages: list[BaseMessage],
+        tools: list[dict[str, Any]],
+    ) -> tuple[int, str, dict[str, Any] | None]:
+        """The tier the call starts from, why, and the router's decision."""
+        first_tier = kwargs.pop("first_tier", None)
+        router = kwargs.pop("router", self.router)
+        if first_tier is not None:
+            if (
+                isinstance(first_tier, bool)
+                or not isinstance(first_tier, int)
+                or not 0 <= first_tier < len(self.models)
+            ):
+                msg = (
+                    f"first_tier must be a tier index in 0..{len(self.models) - 1}, "
+                    f"got {first_tier!r}"
+                )
+                raise ValueError(msg)
+            return first_tier, "first_tier", None
+        if router is None:
+            return 0, "", None
+        decision = route(
+            coerce_router(router),
+            RouteInput(messages=messages, tools=tools),
+            self.model_names,
+        )
+        return decision["first_tier"], f"router: {decision['reason']}", dict(decision)
 
     def _response_metadata(
         self, outcome: Outcome, *, drop_logprobs: bool = False
@@ -797,19 +940,217 @@ class _Stepper:
 
 @dataclass
 class _AsyncTierStream:
-    """A live tier streamed asynchronously; ``output`` is set once it is drained."""
+    """A tier streamed asynchronously; ``output`` is set once it is drained.
+
+    Only a ``live`` tier's chunks are passed on. With ``watch``, the stream is
+    stopped (closed, or its background run cancelled) as soon as ``watch``
+    returns ``True``, and ``output`` is the partial answer, ``aborted``.
+    """
 
     source: AsyncIterator[Any]
+    live: bool = True
+    watch: Callable[[AIMessage], bool] | None = None
     output: TierOutput | None = None
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
-        merged: AIMessageChunk | None = None
-        async for item in self.source:
-            chunk = _as_chunk(item)
-            merged = chunk if merged is None else merged + chunk
-            if (live := _live_chunk(chunk)) is not None:
-                yield live
-        self.output = _merged_output(merged)
+        reader = _ChunkReader(watch=self.watch)
+        try:
+            async for item in self.source:
+                live = reader.add(item)
+                if self.live and live is not None:
+                    yield live
+                if reader.aborted:
+                    break
+        finally:
+            await _aclose(self.source)
+        self.output = reader.output()
+
+
+class _ChunkReader:
+    """Merges a tier's chunks, counts them, and asks ``watch`` about each prefix."""
+
+    def __init__(self, watch: Callable[[AIMessage], bool] | None = None) -> None:
+        self.watch = watch
+        self.merged: AIMessageChunk | None = None
+        self.chunks = 0
+        self.aborted = False
+
+    def add(self, item: Any) -> ChatGenerationChunk | None:
+        """Take one streamed item; the chunk to pass on live, if any."""
+        chunk = _as_chunk(item)
+        self.merged = chunk if self.merged is None else self.merged + chunk
+        if chunk.content or chunk.tool_call_chunks:
+            self.chunks += 1
+        if self.watch is not None and self.watch(_partial_message(self.merged)):
+            self.aborted = True
+        return _live_chunk(chunk)
+
+    def output(self) -> TierOutput:
+        if self.aborted:
+            assert self.merged is not None  # noqa: S101 - watch saw a chunk
+            return TierOutput(
+                message=_partial_message(self.merged), aborted=True, chunks=self.chunks
+            )
+        return replace(_merged_output(self.merged), chunks=self.chunks)
+
+    def partial(self) -> Partial:
+        message = None if self.merged is None else _partial_message(self.merged)
+        return Partial(message=message, chunks=self.chunks)
+
+
+def _partial_message(merged: AIMessageChunk) -> AIMessage:
+    message = message_chunk_to_message(merged)
+    assert isinstance(message, AIMessage)  # noqa: S101 - merged AIMessageChunks
+    return message
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _drained(steps: Generator[Any, None, TierOutput]) -> TierOutput:
+    """Run a streaming generator to its end, dropping what it yields."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast("TierOutput", done.value)
+
+
+_CANCEL_WAIT_S = 5.0
+"""How long a sync cancel waits for the tier's thread to close its stream."""
+
+
+class _ThreadTier:
+    """A tier streamed in the background on the cascade's thread pool (sync calls).
+
+    Its chunks are buffered; :meth:`read` replays them and follows the rest.
+    :meth:`cancel` stops it between two chunks and closes its stream (the HTTP
+    response), waiting up to ``_CANCEL_WAIT_S`` for the thread to do so.
+    """
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, open_stream: Callable[[], Any]
+    ) -> None:
+        self._cond = threading.Condition()
+        self._items: list[Any] = []
+        self._done = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._future = pool.submit(self._run, open_stream)
+
+    def _run(self, open_stream: Callable[[], Any]) -> None:
+        try:
+            if self._stop.is_set():
+                return
+            stream = open_stream()
+            try:
+                for item in stream:
+                    with self._cond:
+                        self._items.append(item)
+                        self._cond.notify_all()
+                    if self._stop.is_set():
+                        return
+            finally:
+                stream.close()
+        except Exception as exc:  # noqa: BLE001 - handed to the reader
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def read(self) -> Iterator[Any]:
+        """Every item from the first, waiting for new ones; cancels when closed early."""
+        i = 0
+        try:
+            while True:
+                with self._cond:
+                    while i >= len(self._items) and not self._done:
+                        self._cond.wait()
+                    if i < len(self._items):
+                        item = self._items[i]
+                    elif self._error is not None:
+                        raise self._error
+                    else:
+                        return
+                i += 1
+                yield item
+        finally:
+            self.cancel()
+
+    def cancel(self) -> Partial:
+        """Stop the run and report what it had streamed."""
+        self._stop.set()
+        if not self._future.cancel():
+            with self._cond:
+                self._cond.wait_for(lambda: self._done, timeout=_CANCEL_WAIT_S)
+        reader = _ChunkReader()
+        with self._cond:
+            items = list(self._items)
+        for item in items:
+            reader.add(item)
+        return reader.partial()
+
+
+class _TaskTier:
+    """A tier streamed in the background as an asyncio task (async calls).
+
+    :meth:`cancel` cancels the task for real and waits for it: the tier's stream
+    is closed (``aclose``), which closes its HTTP request.
+    """
+
+    def __init__(self, open_stream: Callable[[], AsyncIterator[Any]]) -> None:
+        self._items: list[Any] = []
+        self._done = False
+        self._error: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.ensure_future(self._run(open_stream))
+
+    async def _run(self, open_stream: Callable[[], AsyncIterator[Any]]) -> None:
+        stream = open_stream()
+        try:
+            async for item in stream:
+                self._items.append(item)
+                self._changed.set()
+        except Exception as exc:  # noqa: BLE001 - handed to the reader
+            self._error = exc
+        finally:
+            try:
+                await _aclose(stream)
+            finally:
+                self._done = True
+                self._changed.set()
+
+    async def read(self) -> AsyncIterator[Any]:
+        """Every item from the first, waiting for new ones; cancels when closed early."""
+        i = 0
+        try:
+            while True:
+                if i < len(self._items):
+                    i += 1
+                    yield self._items[i - 1]
+                elif self._done:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                else:
+                    self._changed.clear()
+                    await self._changed.wait()
+        finally:
+            await self.cancel()
+
+    async def cancel(self) -> Partial:
+        """Cancel the task, wait until it has closed its stream, report what it had."""
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        reader = _ChunkReader()
+        for item in self._items:
+            reader.add(item)
+        return reader.partial()
 
 
 def _merged_output(merged: AIMessageChunk | None) -> TierOutput:
@@ -831,6 +1172,9 @@ class _Call:
     formatter: Runnable[AIMessage, Any] | None
     structured: bool
     call_kwargs: dict[str, Any]
+    pool: Callable[[], ThreadPoolExecutor] | None = None
+    threads: dict[int, _ThreadTier] = field(default_factory=dict)
+    tasks: dict[int, _TaskTier] = field(default_factory=dict)
 
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
@@ -860,10 +1204,54 @@ class _Call:
     def streams_live(self, effect: Effect) -> bool:
         return isinstance(effect, CallTier) and effect.live and not self.structured
 
+    def streams(self, effect: Effect) -> bool:
+        """Whether a tier is read as a stream though not live: watched or started."""
+        return isinstance(effect, CallTier) and (
+            effect.watch is not None
+            or effect.tier in self.threads
+            or effect.tier in self.tasks
+        )
+
+    def _open_stream(self, tier: int) -> Iterator[Any]:
+        return stream_nested(
+            self.runnables[tier],
+            self.plan.messages,
+            self.tier_config(tier),
+            **self._tier_kwargs(),
+        )
+
+    def _aopen_stream(self, tier: int) -> AsyncIterator[Any]:
+        return astream_nested(
+            self.runnables[tier],
+            self.plan.messages,
+            self.tier_config(tier),
+            **self._tier_kwargs(),
+        )
+
+    def close(self) -> None:
+        """Stop every background run still going (the call ended or was closed)."""
+        while self.threads:
+            self.threads.popitem()[1].cancel()
+
+    async def aclose(self) -> None:
+        """Cancel every background task still going (the call ended or was closed)."""
+        while self.tasks:
+            await self.tasks.popitem()[1].cancel()
+
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
     def perform(self, effect: Effect) -> Any:
+        if isinstance(effect, StartTier):
+            assert self.pool is not None  # noqa: S101 - the cascade gives one
+            tier = effect.tier
+            self.threads[tier] = _ThreadTier(
+                self.pool(), lambda: self._open_stream(tier)
+            )
+            return None
+        if isinstance(effect, CancelTier):
+            running = self.threads.pop(effect.tier, None)
+            return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
             value = invoke_nested(
                 self.runnables[effect.tier],
@@ -888,6 +1276,13 @@ class _Call:
         return None
 
     async def aperform(self, effect: Effect) -> Any:
+        if isinstance(effect, StartTier):
+            tier = effect.tier
+            self.tasks[tier] = _TaskTier(lambda: self._aopen_stream(tier))
+            return None
+        if isinstance(effect, CancelTier):
+            task = self.tasks.pop(effect.tier, None)
+            return await task.cancel() if task else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
             value = await ainvoke_nested(
                 self.runnables[effect.tier],
@@ -919,26 +1314,28 @@ class _Call:
         self, effect: Effect
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
-        merged: AIMessageChunk | None = None
-        for item in stream_nested(
-            self.runnables[effect.tier],
-            self.plan.messages,
-            self.tier_config(effect.tier),
-            **self._tier_kwargs(),
-        ):
-            chunk = _as_chunk(item)
-            merged = chunk if merged is None else merged + chunk
-            if (live := _live_chunk(chunk)) is not None:
-                yield live
-        return _merged_output(merged)
+        running = self.threads.pop(effect.tier, None)
+        source = running.read() if running else self._open_stream(effect.tier)
+        live = self.streams_live(effect)
+        reader = _ChunkReader(watch=effect.watch)
+        try:
+            for item in source:
+                chunk = reader.add(item)
+                if live and chunk is not None:
+                    yield chunk
+                if reader.aborted:
+                    break
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        return reader.output()
 
     def astream_tier(self, effect: Effect) -> _AsyncTierStream:
         assert isinstance(effect, CallTier)  # noqa: S101
+        running = self.tasks.pop(effect.tier, None)
         return _AsyncTierStream(
-            source=astream_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            ),
+            source=running.read() if running else self._aopen_stream(effect.tier),
+            live=self.streams_live(effect),
+            watch=effect.watch,
         )

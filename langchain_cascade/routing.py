@@ -53,7 +53,6 @@ __all__ = [
     "Router",
     "RouterLike",
     "RuleRouter",
-    "aroute",
     "coerce_router",
     "route",
 ]
@@ -408,33 +407,3 @@ def route(
     except Exception as exc:  # noqa: BLE001 - a broken router must not lose the call
         return _failed(name, exc)
     return RouteDecision(router=name, first_tier=tier, reason=reason, error=None)
-
-
-async def aroute(
-    router: Runnable[Any, Any],
-    route_input: RouteInput,
-    model_names: Sequence[str],
-    config: RunnableConfig | None = None,
-) -> RouteDecision:
-    """:func:`route` for async calls: a Runnable router is awaited.
-
-    Args:
-        router: From :func:`coerce_router`.
-        route_input: The call's messages and tools.
-        model_names: The tiers' model names.
-        config: The config to run a Runnable router with.
-
-    Returns:
-        The decision.
-    """
-    if isinstance(router, Router):
-        return route(router, route_input, model_names, config)
-    name = router.get_name()
-    try:
-        value = await router.ainvoke(route_input.messages, config)
-        tier = _tier_index(value, model_names)
-    except Exception as exc:  # noqa: BLE001 - a broken router must not lose the call
-        return _failed(name, exc)
-    return RouteDecision(
-        router=name, first_tier=tier, reason=f"{name} chose {value!r}", error=None
-    )

@@ -106,11 +106,3 @@ def test_a_raising_router_starts_at_tier_0() -> None:
 def test_coerce_refuses_non_callables() -> None:
     with pytest.raises(TypeError, match="router must be a Router"):
         coerce_router(3)
-
-
-async def test_aroute_awaits_runnables() -> None:
-    async def afn(messages: list) -> int:  # type: ignore[type-arg]
-        return 1
-
-    decision = await routing.aroute(coerce_router(afn), rin("x"), ["a", "b"])
-    assert decision["first_tier"] == 1
