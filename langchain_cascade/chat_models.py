@@ -82,7 +82,8 @@ LS_PROVIDER = "langchain_cascade"
 """The ``ls_provider`` of the cascade's own chat-model runs (how to tell them apart)."""
 
 _STREAM_PARENT = "_cascade_stream_parent"
-_PRIVATE_KWARGS = (_STREAM_PARENT,)
+_STREAM_CALLS = "_cascade_stream_calls"
+_PRIVATE_KWARGS = (_STREAM_PARENT, _STREAM_CALLS)
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 
 
@@ -578,7 +579,10 @@ class CascadingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        calls: list[_Call] | None = kwargs.pop(_STREAM_CALLS, None)
         call = self._start_call(messages, stop, run_manager, kwargs)
+        if calls is not None:
+            calls.append(call)
         steps = _Stepper(decide(call.plan))
         live = False
         try:
@@ -625,10 +629,21 @@ class CascadingChatModel(BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         """Stream the answer; a rejected attempt's tokens are never streamed."""
         config, parent = self._with_run_id(config)
-        async for chunk in super().astream(
-            input, config, stop=stop, **{_STREAM_PARENT: parent}, **kwargs
-        ):
-            yield chunk
+        # The base class does not close ``_astream`` when the consumer closes this
+        # stream early: cancel the call's background tiers here, at once.
+        calls: list[_Call] = []
+        try:
+            async for chunk in super().astream(
+                input,
+                config,
+                stop=stop,
+                **{_STREAM_PARENT: parent, _STREAM_CALLS: calls},
+                **kwargs,
+            ):
+                yield chunk
+        finally:
+            for call in calls:
+                await call.aclose()
 
     def _with_run_id(
         self, config: RunnableConfig | None
@@ -1175,6 +1190,7 @@ class _Call:
     pool: Callable[[], ThreadPoolExecutor] | None = None
     threads: dict[int, _ThreadTier] = field(default_factory=dict)
     tasks: dict[int, _TaskTier] = field(default_factory=dict)
+    sources: list[AsyncIterator[Any]] = field(default_factory=list)
 
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
@@ -1234,7 +1250,9 @@ class _Call:
             self.threads.popitem()[1].cancel()
 
     async def aclose(self) -> None:
-        """Cancel every background task still going (the call ended or was closed)."""
+        """Close the call's streams and cancel its background tasks still going."""
+        while self.sources:
+            await _aclose(self.sources.pop())
         while self.tasks:
             await self.tasks.popitem()[1].cancel()
 
@@ -1314,7 +1332,7 @@ class _Call:
         self, effect: Effect
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
-        running = self.threads.pop(effect.tier, None)
+        running = self.threads.get(effect.tier)
         source = running.read() if running else self._open_stream(effect.tier)
         live = self.streams_live(effect)
         reader = _ChunkReader(watch=effect.watch)
@@ -1333,9 +1351,11 @@ class _Call:
 
     def astream_tier(self, effect: Effect) -> _AsyncTierStream:
         assert isinstance(effect, CallTier)  # noqa: S101
-        running = self.tasks.pop(effect.tier, None)
-        return _AsyncTierStream(
+        running = self.tasks.get(effect.tier)
+        streamed = _AsyncTierStream(
             source=running.read() if running else self._aopen_stream(effect.tier),
             live=self.streams_live(effect),
             watch=effect.watch,
         )
+        self.sources.append(streamed.source)
+        return streamed
