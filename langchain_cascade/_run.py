@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
 from langchain_core.messages.ai import add_usage
 
-from langchain_cascade.errors import CascadeError
+from langchain_cascade.errors import CascadeError, TierTimeoutError
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 from langchain_cascade.pricing import PriceTable, price_of, sum_known
 
@@ -121,7 +121,6 @@ class Plan:
     formats: bool = False
     first_tier: int = 0
     """The tier the call starts from; the tiers below it are skipped."""
-    first_tier_reason: str = "first_tier"
     route: dict[str, Any] | None = None
     """The router's decision (``RouteDecision``), for the metadata."""
     speculative: int = 0
@@ -130,6 +129,13 @@ class Plan:
     max_latency: float | None = None
     latency: LatencyEstimator | None = None
     started_s: float = field(default_factory=time.perf_counter)
+
+    skip_reason: str = ""
+    timeouts: Sequence[float | None] = ()
+
+    def timeout(self, tier: int) -> float | None:
+        """Seconds tier ``tier`` may take, ``None`` for no limit."""
+        return self.timeouts[tier] if tier < len(self.timeouts) else None
 
 
 class LatencyEstimator:
@@ -193,12 +199,15 @@ class CallTier:
     after each chunk; when it returns ``True`` the driver stops the tier at once
     and answers the partial message with ``aborted=True``.
 
-    The driver answers with a :class:`TierOutput`.
+    The driver answers with a :class:`TierOutput`. With a ``timeout``, the driver
+    cancels the tier past that many seconds and throws
+    :class:`~langchain_cascade.errors.TierTimeoutError`.
     """
 
     tier: int
     live: bool
     watch: Callable[[AIMessage], bool] | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -285,29 +294,41 @@ class Outcome:
     cancelled: list[Attempt] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     route: dict[str, Any] | None = None
+    first_tier: int = 0
+
+    @property
+    def usage_unknown_tiers(self) -> list[int]:
+        """The tiers whose attempt's tokens are unknown (no usage reported, or raised)."""
+        return [a.tier for a in self.attempts if a.usage is None]
 
     @property
     def usage(self) -> UsageMetadata | None:
-        """Tokens of every attempt, cancelled ones too, and every gate's model calls."""
-        total: UsageMetadata | None = None
-        for attempt in [*self.attempts, *self.cancelled]:
-            for part in [attempt.usage, *attempt.gate_usage.values()]:
-                if part:
-                    total = part if total is None else add_usage(total, part)
-        return total
+        """Tokens of every attempt, cancelled ones too, and every gate's model calls.
+
+        ``None`` when any attempt's usage is unknown: a partial sum is never
+        reported as the call's total (see ``usage_unknown_tiers``).
+        """
+        if self.usage_unknown_tiers:
+            return None
+        return sum_usage(
+            part
+            for attempt in [*self.attempts, *self.cancelled]
+            for part in [attempt.usage, *attempt.gate_usage.values()]
+        )
 
     def metadata(self) -> dict[str, Any]:
         """The ``response_metadata["cascade"]`` dict."""
         metadata = {
             "tier": self.tier,
             "model": self.attempts[self.tier_index].model,
-            "escalated": self.tier > 0,
+            "escalated": self.tier > self.first_tier,
             "needs_review": self.needs_review,
             "review_reason": self.review_reason,
             "cost": self.cost,
             "attempts": [a.to_dict() for a in self.attempts],
             "cancelled_attempts": [a.to_dict() for a in self.cancelled],
             "skipped_tiers": self.skipped,
+            "usage_unknown_tiers": self.usage_unknown_tiers,
         }
         if self.route is not None:
             metadata["route"] = self.route
@@ -321,8 +342,36 @@ class Outcome:
         return next(i for i, a in enumerate(self.attempts) if a.tier == self.tier)
 
 
+MAX_ERROR_CHARS = 2000
+"""Longest exception text kept in an attempt's ``error`` (the rest is cut)."""
+
+
+def sum_usage(parts: Iterable[UsageMetadata | None]) -> UsageMetadata | None:
+    """The sum of token usages, skipping ``None``; ``None`` when there is none.
+
+    Args:
+        parts: Usages.
+
+    Returns:
+        Their sum.
+    """
+    total: UsageMetadata | None = None
+    for part in parts:
+        if part:
+            total = part if total is None else add_usage(total, part)
+    return total
+
+
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """``"Type: message"``, cut to :data:`MAX_ERROR_CHARS`, whatever ``str`` does."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # noqa: BLE001 - a broken __str__ must not lose the call
+        text = f"<str() raised {type(inner).__name__}>"
+    text = f"{type(exc).__name__}: {text}"
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[:MAX_ERROR_CHARS]}... [{len(text)} chars]"
+    return text
 
 
 def _gate_input(plan: Plan, tier: int, message: AIMessage) -> GateInput:
@@ -350,6 +399,9 @@ def _judge(
     except Exception as exc:  # noqa: BLE001 - a broken gate must not lose the call
         result = GateResult(passed=False, reason=f"gate raised {_error_text(exc)}")
     attempt.gate_latency_s = time.perf_counter() - started
+    if not usage and result.usage:
+        # The gate's models reported nothing the cascade saw; trust its verdict.
+        usage = {gate.gate_name: result.usage}
     attempt.gate_usage = usage
     attempt.gate_cost = sum_known(
         price_of(plan.prices, model, u) for model, u in usage.items()
@@ -443,13 +495,13 @@ def _loop(call: _Call) -> Generator[Effect, Any, Outcome]:
     plan, attempts = call.plan, call.attempts
     last = len(plan.models) - 1
     first = min(max(plan.first_tier, 0), last)
-    call.skip(range(first), plan.first_tier_reason)
+    call.skip(range(first), plan.skip_reason or f"first_tier={plan.first_tier}")
     for ahead in range(first + 1, min(first + plan.speculative, last) + 1):
         call.started.add(ahead)
         yield StartTier(ahead)
     tier = first
     while tier <= last:
-        if tier > first and (over := _over_budget(plan, tier, attempts)) is not None:
+        if (over := _over_budget(plan, tier, attempts)) is not None:
             return (yield from _finish(call, _best(attempts), over))
         if tier < last and (late := _out_of_time(plan, tier)) is not None:
             call.skip(range(tier, last), late)
@@ -466,12 +518,13 @@ def _loop(call: _Call) -> Generator[Effect, Any, Outcome]:
         started = time.perf_counter()
         try:
             output: TierOutput = yield CallTier(
-                tier, live=final and not plan.formats, watch=watch
+                tier,
+                live=final and not plan.formats,
+                watch=watch,
+                timeout=plan.timeout(tier),
             )
         except Exception as exc:
-            attempt.latency_s = time.perf_counter() - started
-            attempt.error = _error_text(exc)
-            attempt.reason = f"tier raised {attempt.error}"
+            _record_error(attempt, exc, started)
             if final:
                 raise CascadeError(attempts) from exc
             yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
@@ -619,6 +672,16 @@ def _cancel_started(call: _Call, why: str) -> Generator[Effect, Any, None]:
     call.started.clear()
 
 
+def _record_error(attempt: Attempt, exc: Exception, started: float) -> None:
+    """Record on ``attempt`` that its tier raised (or timed out)."""
+    attempt.latency_s = time.perf_counter() - started
+    attempt.error = _error_text(exc)
+    if isinstance(exc, TierTimeoutError):
+        attempt.reason = f"timeout after {exc.seconds:g}s"
+    else:
+        attempt.reason = f"tier raised {attempt.error}"
+
+
 def _finish(
     call: _Call, chosen: Attempt | None, review_reason: str
 ) -> Generator[Effect, Any, Outcome]:
@@ -646,6 +709,7 @@ def _finish(
         cancelled=call.cancelled,
         skipped=call.skipped,
         route=plan.route,
+        first_tier=plan.first_tier,
     )
     if outcome.needs_review:
         yield Event(
@@ -686,26 +750,47 @@ def _estimated_cost(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> float
     """What tier ``tier`` would cost on this call, from the tokens seen so far.
 
     The prompt is the same for every tier and the answer is assumed as long as
-    the last answer seen; ``None`` when no usage or no price is known.
+    the last answer seen. Before any answer with usage (the first tier tried, or
+    earlier usage unknown), the prompt alone is estimated at about four characters
+    a token, with no answer tokens: a rough lower bound. ``None`` without a price.
     """
     usage = next((a.usage for a in reversed(attempts) if a.usage), None)
+    if usage is None:
+        prompt = _prompt_tokens(plan.messages)
+        usage = {"input_tokens": prompt, "output_tokens": 0, "total_tokens": prompt}
     return price_of(plan.prices, plan.model_names[tier], usage)
+
+
+def _prompt_tokens(messages: Sequence[BaseMessage]) -> int:
+    """A rough token count of the prompt: one token per four characters."""
+    return -(-sum(len(m.text) for m in messages) // 4)
 
 
 def _over_budget(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> str | None:
     """Why ``max_cost`` forbids tier ``tier``, or ``None`` when it does not.
 
-    Unknown costs never stop a call: without prices the budget cannot be judged.
+    Known costs are judged even when others are unknown: a next tier whose
+    estimate alone is over ``max_cost`` is never called. Without a price for the
+    tier, the budget cannot be judged and does not stop the call.
     """
-    if plan.max_cost is None:
+    if plan.max_cost is None or plan.model_names[tier] not in plan.prices:
         return None
-    spent = sum_known(a.total_cost for a in attempts if a.error is None)
     estimate = _estimated_cost(plan, tier, attempts)
-    if spent is None or estimate is None or spent + estimate <= plan.max_cost:
+    if estimate is None:
+        return None
+    where = f"tier {tier} ({plan.model_names[tier]}) would cost about ${estimate:.6g}"
+    spent = sum_known(a.total_cost for a in attempts if a.error is None)
+    if spent is None:
+        if estimate <= plan.max_cost:
+            return None
+        return (
+            f"budget: {where} alone (earlier costs unknown), over max_cost "
+            f"${plan.max_cost:.6g}"
+        )
+    if spent + estimate <= plan.max_cost:
         return None
     return (
-        f"budget: tier {tier} ({plan.model_names[tier]}) would cost about "
-        f"${estimate:.6g} on top of ${spent:.6g} spent, over max_cost "
+        f"budget: {where} on top of ${spent:.6g} spent, over max_cost "
         f"${plan.max_cost:.6g}"
     )
 

@@ -314,7 +314,7 @@ def test_a_function_router_per_call_and_first_tier() -> None:
     assert routed.response_metadata["cascade"]["tier"] == 1
     direct = llm.invoke("q", first_tier=1)
     meta = direct.response_metadata["cascade"]
-    assert meta["skipped_tiers"][0]["reason"] == "first_tier"
+    assert meta["skipped_tiers"][0]["reason"] == "first_tier=1"
     with pytest.raises(ValueError, match="first_tier must be"):
         llm.invoke("q", first_tier=2)
 
