@@ -16,7 +16,6 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any, Literal, Self, cast
@@ -264,8 +263,6 @@ class CascadingChatModel(BaseChatModel):
     its own ``router``, or ``first_tier`` directly."""
 
     _latency: LatencyEstimator = PrivateAttr(default_factory=LatencyEstimator)
-    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
-    _pool_lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("router", mode="before")
     @classmethod
@@ -279,16 +276,6 @@ class CascadingChatModel(BaseChatModel):
             msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
             raise ValueError(msg)
         return value
-
-    def _speculation_pool(self) -> ThreadPoolExecutor:
-        """The threads sync calls run speculative tiers on (created on first use)."""
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=max(4, 2 * len(self.models)),
-                    thread_name_prefix="cascade-speculative",
-                )
-            return self._pool
 
     max_tokens: int | None = Field(default=None, ge=1)
     """When set, passed to every tier as the call argument ``max_tokens`` (a call
@@ -816,7 +803,6 @@ class CascadingChatModel(BaseChatModel):
                 "max_tokens": self.max_tokens,
                 **kwargs,
             },
-            pool=self._speculation_pool,
         )
 
     def _latency_options(
@@ -1251,22 +1237,28 @@ _CANCEL_WAIT_S = 5.0
 
 
 class _ThreadTier:
-    """A tier streamed in the background on the cascade's thread pool (sync calls).
+    """A tier streamed in the background on a thread of its own (sync calls).
 
     Its chunks are buffered; :meth:`read` replays them and follows the rest.
-    :meth:`cancel` stops it between two chunks and closes its stream (the HTTP
-    response), waiting up to ``_CANCEL_WAIT_S`` for the thread to do so.
+    :meth:`cancel` stops it between two chunks, closes its stream (the HTTP
+    response) and joins the thread, waiting up to ``_CANCEL_WAIT_S``: no thread
+    outlives the call (a stream hung without a chunk keeps its thread until the
+    tier's own timeout ends it).
     """
 
-    def __init__(
-        self, pool: ThreadPoolExecutor, open_stream: Callable[[], Any]
-    ) -> None:
+    def __init__(self, open_stream: Callable[[], Any]) -> None:
         self._cond = threading.Condition()
         self._items: list[Any] = []
         self._done = False
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._future = pool.submit(self._run, open_stream)
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(open_stream,),
+            name="cascade-speculative",
+            daemon=True,
+        )
+        self._thread.start()
 
     def _run(self, open_stream: Callable[[], Any]) -> None:
         try:
@@ -1311,9 +1303,7 @@ class _ThreadTier:
     def cancel(self) -> Partial:
         """Stop the run and report what it had streamed."""
         self._stop.set()
-        if not self._future.cancel():
-            with self._cond:
-                self._cond.wait_for(lambda: self._done, timeout=_CANCEL_WAIT_S)
+        self._thread.join(timeout=_CANCEL_WAIT_S)
         reader = _ChunkReader()
         with self._cond:
             items = list(self._items)
@@ -1399,7 +1389,6 @@ class _Call:
     formatter: Runnable[AIMessage, Any] | None
     structured: bool
     call_kwargs: dict[str, Any]
-    pool: Callable[[], ThreadPoolExecutor] | None = None
     threads: dict[int, _ThreadTier] = field(default_factory=dict)
     tasks: dict[int, _TaskTier] = field(default_factory=dict)
     sources: list[AsyncIterator[Any]] = field(default_factory=list)
@@ -1473,11 +1462,8 @@ class _Call:
 
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
-            assert self.pool is not None  # noqa: S101 - the cascade gives one
             tier = effect.tier
-            self.threads[tier] = _ThreadTier(
-                self.pool(), lambda: self._open_stream(tier)
-            )
+            self.threads[tier] = _ThreadTier(lambda: self._open_stream(tier))
             return None
         if isinstance(effect, CancelTier):
             running = self.threads.pop(effect.tier, None)

@@ -4,6 +4,7 @@ abort, max_latency and the router, through invoke, ainvoke, stream and astream."
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncGenerator, Generator
 from typing import Any, cast
@@ -125,6 +126,7 @@ async def test_speculative_cancels_the_premium_tier_when_the_cheap_one_passes(
         message = chunks[-1]
     # Nothing of the premium tier is left running once the call returned.
     assert premium.open_streams == 0
+    assert not [t for t in threading.enumerate() if t.name == "cascade-speculative"]
     assert premium.stopped_early == 1
     meta = message.response_metadata["cascade"]
     assert meta["tier"] == 0
@@ -349,3 +351,27 @@ def test_the_router_sees_the_bound_tools() -> None:
     answer = tool_bound.invoke("q")
     assert isinstance(answer, AIMessage)
     assert answer.response_metadata["cascade"]["tier"] == 1
+
+
+# --- the monitor -------------------------------------------------------------------
+
+
+async def test_the_monitor_reports_skips_and_cancelled_runs() -> None:
+    from langchain_cascade import CascadeMonitor
+
+    monitor = CascadeMonitor()
+    cheap = PacedChatModel(model="cheap", reply=GOOD, token_s=0.005)
+    premium = PacedChatModel(model="premium", reply=ANSWER * 5, token_s=0.01)
+    llm = cascade([cheap, premium], speculative=True, callbacks=[monitor])
+    passed = await llm.ainvoke("q")
+    await llm.ainvoke("q", first_tier=1)
+    summary = monitor.summary()
+    tier0, tier1 = summary.tiers
+    assert tier0.skipped == 1
+    assert tier1.skipped == 0
+    assert tier1.cancelled == 1
+    (run,) = passed.response_metadata["cascade"]["cancelled_attempts"]
+    assert tier1.cancelled_tokens == run["usage"]["total_tokens"]
+    assert tier1.cancelled_cost == pytest.approx(run["cost"])
+    assert tier1.attempts == 1  # the routed call's; the cancelled run is not one
+    assert "cancelled" in str(summary)
