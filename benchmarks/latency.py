@@ -51,13 +51,7 @@ from langchain_core.language_models import BaseChatModel
 from benchmarks.common import RESULTS_DIR, markdown_table
 from benchmarks.paced import PacedChatModel
 from langchain_cascade import CascadingChatModel, ModelPrice
-from langchain_cascade.gates import (
-    DEFAULT_HEDGING_PHRASES,
-    Gate,
-    HedgingGate,
-    LogprobGate,
-    all_of,
-)
+from langchain_cascade.gates import Gate, HedgingGate, LogprobGate, all_of
 
 MODES: dict[str, dict[str, Any]] = {
     "sequential": {},
@@ -303,19 +297,16 @@ def fake_queries() -> list[Query]:
     ]
 
 
-REAL_MAX_TOKENS = 48
+REAL_MAX_TOKENS = 32
 REAL_EASY = "What is the capital of France? Answer in one sentence."
-REAL_HARD = "What is my name? Answer in one sentence."
-REAL_REFUSALS = (
-    "i'm sorry",
-    "i am sorry",
-    "i don't have access",
-    "i do not have access",
+REAL_HARD = "What will the weather be in Paris tomorrow? Answer in one sentence."
+REAL_GATE_NOTE = (
+    "`all_of(HedgingGate(), LogprobGate(aggregation='min_prob', threshold=0.3))`"
 )
 
 
 def real_queries(lm: Any) -> list[Query]:
-    """Qwen2.5-Coder 0.5B -> 1.5B; the hard query makes the 0.5B decline."""
+    """Qwen2.5-Coder 0.5B -> 1.5B; the 0.5B guesses the hard query's answer unsure."""
     from langchain_cascade.local_models import example_prices
 
     def tiers() -> list[BaseChatModel]:
@@ -330,14 +321,11 @@ def real_queries(lm: Any) -> list[Query]:
             for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
         ]
 
-    gate = all_of(
-        HedgingGate(phrases=[*DEFAULT_HEDGING_PHRASES, *REAL_REFUSALS]),
-        LogprobGate(threshold=0.5),
-    )
+    gate = all_of(HedgingGate(), LogprobGate(aggregation="min_prob", threshold=0.3))
     prices = example_prices()
     return [
         Query("easy", REAL_EASY, tiers(), gate, prices),
-        Query("hard, declines", REAL_HARD, tiers(), gate, prices),
+        Query("hard, unsure", REAL_HARD, tiers(), gate, prices),
     ]
 
 
@@ -375,10 +363,10 @@ def report(
             "",
             "Qwen2.5-Coder-0.5B -> Qwen2.5-Coder-1.5B (Q4_K_M, xllamacpp, greedy, "
             f"max_tokens {REAL_MAX_TOKENS}, logprobs), both servers on this machine's "
-            "2 CPU cores. Gate: `all_of(HedgingGate(phrases=default + refusals), "
-            "LogprobGate(threshold=0.5))`. Easy: "
-            f"{REAL_EASY!r}; hard: {REAL_HARD!r} (the 0.5B declines). EXAMPLE prices "
-            "(see `langchain_cascade.local_models.example_prices`).",
+            f"2 CPU cores, shared with other jobs. Gate: {REAL_GATE_NOTE}. Easy: "
+            f"{REAL_EASY!r}; hard: {REAL_HARD!r} (the 0.5B guesses, with shaky "
+            "tokens). EXAMPLE prices (see "
+            "`langchain_cascade.local_models.example_prices`).",
             "",
             table(real),
             "",
