@@ -15,17 +15,25 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.messages.ai import add_usage
 
 from langchain_cascade.errors import CascadeError, TierTimeoutError
+from langchain_cascade.events import ESCALATION_EVENT, REVIEW_EVENT
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
-from langchain_cascade.pricing import PriceTable, price_of, sum_known
+from langchain_cascade.pricing import PriceTable, price_of, sum_known, sum_usage
+from langchain_cascade.types import (
+    AttemptInfo,
+    CascadeMetadata,
+    CostReport,
+    EscalationEvent,
+    ReviewEvent,
+    SkippedTier,
+)
 
 __all__ = [
     "ESCALATION_EVENT",
@@ -45,9 +53,6 @@ __all__ = [
     "TierOutput",
     "decide",
 ]
-
-ESCALATION_EVENT = "cascade_escalation"
-REVIEW_EVENT = "cascade_needs_review"
 
 
 @dataclass
@@ -81,7 +86,7 @@ class Attempt:
         """The tier's call plus its gate, ``None`` when either is unknown."""
         return sum_known([self.cost, self.gate_cost])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AttemptInfo:
         """The attempt as plain JSON-ready data."""
         return {
             "tier": self.tier,
@@ -89,14 +94,14 @@ class Attempt:
             "accepted": self.accepted,
             "score": self.score,
             "reason": self.reason,
-            "usage": dict(self.usage) if self.usage else None,
+            "usage": self.usage.copy() if self.usage else None,
             "latency_s": round(self.latency_s, 6),
             "error": self.error,
             "gate": self.gate,
             "gate_latency_s": (
                 None if self.gate_latency_s is None else round(self.gate_latency_s, 6)
             ),
-            "gate_usage": {k: dict(v) for k, v in self.gate_usage.items()},
+            "gate_usage": {k: v.copy() for k, v in self.gate_usage.items()},
             "cost": self.cost,
             "gate_cost": self.gate_cost,
             "speculative": self.speculative,
@@ -289,10 +294,10 @@ class Outcome:
     needs_review: bool
     review_reason: str
     attempts: list[Attempt]
-    cost: dict[str, Any]
+    cost: CostReport
     format_error: str | None = None
     cancelled: list[Attempt] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedTier] = field(default_factory=list)
     route: dict[str, Any] | None = None
     first_tier: int = 0
 
@@ -316,9 +321,9 @@ class Outcome:
             for part in [attempt.usage, *attempt.gate_usage.values()]
         )
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> CascadeMetadata:
         """The ``response_metadata["cascade"]`` dict."""
-        metadata = {
+        metadata: CascadeMetadata = {
             "tier": self.tier,
             "model": self.attempts[self.tier_index].model,
             "escalated": self.tier > self.first_tier,
@@ -344,22 +349,6 @@ class Outcome:
 
 MAX_ERROR_CHARS = 2000
 """Longest exception text kept in an attempt's ``error`` (the rest is cut)."""
-
-
-def sum_usage(parts: Iterable[UsageMetadata | None]) -> UsageMetadata | None:
-    """The sum of token usages, skipping ``None``; ``None`` when there is none.
-
-    Args:
-        parts: Usages.
-
-    Returns:
-        Their sum.
-    """
-    total: UsageMetadata | None = None
-    for part in parts:
-        if part:
-            total = part if total is None else add_usage(total, part)
-    return total
 
 
 def _error_text(exc: BaseException) -> str:
@@ -440,7 +429,7 @@ class _Call:
     plan: Plan
     attempts: list[Attempt] = field(default_factory=list)
     cancelled: list[Attempt] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedTier] = field(default_factory=list)
     started: set[int] = field(default_factory=set)
     """Tiers running in the background, not yet joined or cancelled."""
 
@@ -526,7 +515,7 @@ def _loop(call: _Call) -> Generator[Effect, Any, Outcome]:
         except Exception as exc:
             _record_error(attempt, exc, started)
             if final:
-                raise CascadeError(attempts) from exc
+                raise CascadeError([a.to_dict() for a in attempts]) from exc
             yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
             tier += 1
             continue
@@ -690,7 +679,7 @@ def _finish(
     if chosen is not None:
         yield from _cancel_started(call, f"tier {chosen.tier} answered")
     if chosen is None or chosen.message is None:
-        raise CascadeError(attempts, note=review_reason)
+        raise CascadeError([a.to_dict() for a in attempts], note=review_reason)
     chosen.accepted = True
     message, format_error = chosen.message, None
     if plan.formats:
@@ -712,21 +701,19 @@ def _finish(
         first_tier=plan.first_tier,
     )
     if outcome.needs_review:
-        yield Event(
-            REVIEW_EVENT,
-            {
-                "tier": chosen.tier,
-                "model": chosen.model,
-                "reason": review_reason,
-                "answer": message.text,
-                "attempts": len(attempts),
-            },
-        )
+        review: ReviewEvent = {
+            "tier": chosen.tier,
+            "model": chosen.model,
+            "reason": review_reason,
+            "answer": message.text,
+            "attempts": len(attempts),
+        }
+        yield Event(REVIEW_EVENT, dict(review))
     return outcome
 
 
 def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
-    return {
+    event: EscalationEvent = {
         "from_tier": attempt.tier,
         "to_tier": to_tier,
         "model": attempt.model,
@@ -734,6 +721,7 @@ def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
         "reason": attempt.reason,
         "error": attempt.error,
     }
+    return dict(event)
 
 
 def _best(attempts: Sequence[Attempt]) -> Attempt | None:
@@ -800,7 +788,7 @@ def _cost_report(
     attempts: Sequence[Attempt],
     chosen: Attempt,
     cancelled: Sequence[Attempt] = (),
-) -> dict[str, Any]:
+) -> CostReport:
     """The call's cost against the baseline of always asking the final tier.
 
     When the final tier was not called on this call, its cost is estimated from

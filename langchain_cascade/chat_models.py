@@ -42,7 +42,12 @@ from langchain_core.output_parsers import (
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    LLMResult,
+)
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -79,20 +84,27 @@ from langchain_cascade._run import (
     TierOutput,
     decide,
 )
+from langchain_cascade._sync import iterate_async, run_coroutine
 from langchain_cascade._tiers import (
     chat_model_of,
     fingerprint,
     model_name,
     with_tools,
 )
+from langchain_cascade.errors import TierTimeoutError
+from langchain_cascade.events import (
+    FORMATTER_TAG,
+    GATE_TAG,
+    LS_PROVIDER,
+    NOSTREAM_TAG,
+    tier_tag,
+)
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 from langchain_cascade.routing import RouteInput, coerce_router, route
 
-__all__ = ["CascadingChatModel", "model_name"]
+__all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
-LS_PROVIDER = "langchain_cascade"
-"""The ``ls_provider`` of the cascade's own chat-model runs (how to tell them apart)."""
 
 _STREAM_PARENT = "_cascade_stream_parent"
 _STREAM_CALLS = "_cascade_stream_calls"
@@ -622,6 +634,12 @@ class CascadingChatModel(BaseChatModel):
                         steps.send(await call.aperform(effect))
                 except Exception as exc:  # noqa: BLE001 - decide() records it
                     steps.throw(exc)
+        except asyncio.CancelledError as exc:
+            # LangChain's agenerate ends no run when its caller is cancelled;
+            # end the cascade's, so handlers (a monitor) do not keep it forever.
+            if run_manager is not None:
+                await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
+            raise
         finally:
             await call.aclose()
         return self._chat_result(steps.outcome)
@@ -1163,20 +1181,52 @@ class _AsyncTierStream:
     source: AsyncIterator[Any]
     live: bool = True
     watch: Callable[[AIMessage], bool] | None = None
+    timeout: float | None = None
     output: TierOutput | None = None
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
         reader = _ChunkReader(watch=self.watch)
+        items = self._items()
         try:
-            async for item in self.source:
+            async for item in items:
                 live = reader.add(item)
                 if self.live and live is not None:
                     yield live
                 if reader.aborted:
                     break
         finally:
-            await _aclose(self.source)
+            await _aclose(items)
         self.output = reader.output()
+
+    async def _items(self) -> AsyncIterator[Any]:
+        """The source's items; past ``timeout`` in all, closed and timed out.
+
+        The deadline covers only the waits for the tier, never the consumer's
+        time between chunks.
+        """
+        if self.timeout is None:
+            try:
+                async for item in self.source:
+                    yield item
+            finally:
+                await _aclose(self.source)
+            return
+        at = asyncio.get_running_loop().time() + self.timeout
+        try:
+            while True:
+                deadline = asyncio.timeout_at(at)
+                try:
+                    async with deadline:
+                        item = await anext(self.source)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if deadline.expired():
+                        raise TierTimeoutError(self.timeout) from None
+                    raise
+                yield item
+        finally:
+            await _aclose(self.source)
 
 
 class _ChunkReader:
@@ -1319,19 +1369,28 @@ class _TaskTier:
     is closed (``aclose``), which closes its HTTP request.
     """
 
-    def __init__(self, open_stream: Callable[[], AsyncIterator[Any]]) -> None:
+    def __init__(
+        self, open_stream: Callable[[], AsyncIterator[Any]], timeout: float | None
+    ) -> None:
         self._items: list[Any] = []
         self._done = False
         self._error: BaseException | None = None
         self._changed = asyncio.Event()
-        self._task = asyncio.ensure_future(self._run(open_stream))
+        self._task = asyncio.ensure_future(self._run(open_stream, timeout))
 
-    async def _run(self, open_stream: Callable[[], AsyncIterator[Any]]) -> None:
+    async def _run(
+        self, open_stream: Callable[[], AsyncIterator[Any]], timeout: float | None
+    ) -> None:
         stream = open_stream()
+        deadline = asyncio.timeout(timeout)
         try:
-            async for item in stream:
-                self._items.append(item)
-                self._changed.set()
+            async with deadline:
+                async for item in stream:
+                    self._items.append(item)
+                    self._changed.set()
+        except TimeoutError as exc:
+            expired = timeout is not None and deadline.expired()
+            self._error = TierTimeoutError(timeout) if timeout and expired else exc
         except Exception as exc:  # noqa: BLE001 - handed to the reader
             self._error = exc
         finally:
@@ -1396,7 +1455,7 @@ class _Call:
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
             run_name=f"tier {tier}: {self.plan.model_names[tier]}",
-            tags=[f"cascade:tier:{tier}", "nostream"],
+            tags=[tier_tag(tier), NOSTREAM_TAG],
             metadata={"cascade_tier": tier},
         )
 
@@ -1405,7 +1464,7 @@ class _Call:
     ) -> RunnableConfig:
         return self.parent.child_config(
             run_name=effect.gate.gate_name,
-            tags=["cascade:gate", "nostream"],
+            tags=[GATE_TAG, NOSTREAM_TAG],
             metadata={"cascade_tier": effect.gate_input.tier},
             handlers=[usage],
         )
@@ -1415,7 +1474,7 @@ class _Call:
 
     def formatter_config(self) -> RunnableConfig:
         return self.parent.child_config(
-            run_name="formatter", tags=["cascade:formatter", "nostream"]
+            run_name="formatter", tags=[FORMATTER_TAG, NOSTREAM_TAG]
         )
 
     def streams_live(self, effect: Effect) -> bool:
@@ -1429,12 +1488,19 @@ class _Call:
             or effect.tier in self.tasks
         )
 
-    def _open_stream(self, tier: int) -> Iterator[Any]:
-        return stream_nested(
-            self.runnables[tier],
-            self.plan.messages,
-            self.tier_config(tier),
-            **self._tier_kwargs(),
+    def _open_stream(self, tier: int, timeout: float | None) -> Iterator[Any]:
+        if timeout is None:
+            return stream_nested(
+                self.runnables[tier],
+                self.plan.messages,
+                self.tier_config(tier),
+                **self._tier_kwargs(),
+            )
+        # Cancellable: the tier's async stream on a worker thread.
+        return iterate_async(
+            lambda: self._aopen_stream(tier),
+            timeout=timeout,
+            on_timeout=lambda: TierTimeoutError(timeout),
         )
 
     def _aopen_stream(self, tier: int) -> AsyncIterator[Any]:
@@ -1460,21 +1526,37 @@ class _Call:
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
+    async def _atier(self, effect: CallTier) -> Any:
+        return await ainvoke_nested(
+            self.runnables[effect.tier],
+            self.plan.messages,
+            self.tier_config(effect.tier),
+            **self._tier_kwargs(),
+        )
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
-            tier = effect.tier
-            self.threads[tier] = _ThreadTier(lambda: self._open_stream(tier))
+            tier, timeout = effect.tier, self.plan.timeout(effect.tier)
+            self.threads[tier] = _ThreadTier(lambda: self._open_stream(tier, timeout))
             return None
         if isinstance(effect, CancelTier):
             running = self.threads.pop(effect.tier, None)
             return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            value = invoke_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
+            if effect.timeout is None:
+                value = invoke_nested(
+                    self.runnables[effect.tier],
+                    self.plan.messages,
+                    self.tier_config(effect.tier),
+                    **self._tier_kwargs(),
+                )
+            else:  # cancellable: the tier's async path on a worker thread
+                seconds = effect.timeout
+                value = run_coroutine(
+                    lambda: self._atier(effect),
+                    timeout=seconds,
+                    on_timeout=lambda: TierTimeoutError(seconds),
+                )
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
@@ -1494,18 +1576,22 @@ class _Call:
     async def aperform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
             tier = effect.tier
-            self.tasks[tier] = _TaskTier(lambda: self._aopen_stream(tier))
+            self.tasks[tier] = _TaskTier(
+                lambda: self._aopen_stream(tier), self.plan.timeout(tier)
+            )
             return None
         if isinstance(effect, CancelTier):
             task = self.tasks.pop(effect.tier, None)
             return await task.cancel() if task else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            value = await ainvoke_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
+            deadline = asyncio.timeout(effect.timeout)
+            try:
+                async with deadline:
+                    value = await self._atier(effect)
+            except TimeoutError:
+                if effect.timeout is not None and deadline.expired():
+                    raise TierTimeoutError(effect.timeout) from None
+                raise
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
@@ -1531,7 +1617,11 @@ class _Call:
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
         running = self.threads.get(effect.tier)
-        source = running.read() if running else self._open_stream(effect.tier)
+        source = (
+            running.read()
+            if running
+            else self._open_stream(effect.tier, effect.timeout)
+        )
         live = self.streams_live(effect)
         reader = _ChunkReader(watch=effect.watch)
         try:
@@ -1554,6 +1644,29 @@ class _Call:
             source=running.read() if running else self._aopen_stream(effect.tier),
             live=self.streams_live(effect),
             watch=effect.watch,
+            timeout=None if running else effect.timeout,
         )
         self.sources.append(streamed.source)
         return streamed
+
+
+def prepare_call(
+    cascade: CascadingChatModel,
+    messages: list[BaseMessage],
+    parent: ParentRun,
+    kwargs: dict[str, Any],
+) -> _Call:
+    """The plan and drivers ``invoke`` would build for ``messages`` (used by collect).
+
+    Args:
+        cascade: The cascade.
+        messages: The conversation.
+        parent: The run the tiers' and gates' runs nest under.
+        kwargs: Call kwargs as a binding passes them (``tools``,
+            ``structured_output``, ``stop``...).
+
+    Returns:
+        The call, ready to perform the effects of ``decide(call.plan)``.
+    """
+    stop = kwargs.pop("stop", None)
+    return cascade._start_call(messages, stop, None, {**kwargs, _STREAM_PARENT: parent})
