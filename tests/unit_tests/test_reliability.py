@@ -22,7 +22,13 @@ from pydantic import BaseModel
 
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import Gate, HedgingGate, all_of
-from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
+from tests.unit_tests.fake_models import (
+    MODES,
+    ScriptedChatModel,
+    call,
+    cascade_meta,
+    tiers,
+)
 
 
 class NoStreamModel(BaseChatModel):
