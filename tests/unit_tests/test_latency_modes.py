@@ -375,3 +375,25 @@ async def test_the_monitor_reports_skips_and_cancelled_runs() -> None:
     assert tier1.cancelled_cost == pytest.approx(run["cost"])
     assert tier1.attempts == 1  # the routed call's; the cancelled run is not one
     assert "cancelled" in str(summary)
+
+
+@pytest.mark.parametrize("entry", ["invoke", "ainvoke"])
+async def test_a_speculative_tier_past_its_timeout_times_out(entry: str) -> None:
+    from langchain_cascade import CascadeError
+
+    cheap = PacedChatModel(model="cheap", reply=HEDGE, token_s=0.001)
+    premium = PacedChatModel(model="premium", reply=ANSWER, first_token_s=3.0)
+    llm = cascade([cheap, premium], speculative=True, timeout=[None, 0.3])
+    started = time.monotonic()
+
+    async def run() -> None:
+        if entry == "invoke":
+            llm.invoke("q")
+        else:
+            await llm.ainvoke("q")
+
+    with pytest.raises(CascadeError) as raised:
+        await run()
+    assert time.monotonic() - started < 2.0
+    assert raised.value.attempts[-1]["reason"] == "timeout after 0.3s"
+    assert premium.open_streams == 0
