@@ -267,7 +267,7 @@ class CascadingChatModel(BaseChatModel):
     the call goes straight to the final tier, recorded in ``skipped_tiers``.
     A call may pass its own."""
 
-    router: Any = None
+    router: Runnable[Any, Any] | None = None
     """Chooses the first tier of each call: a
     :class:`~langchain_cascade.routing.Router` (such as ``RuleRouter``), or any
     Runnable or function of the messages returning a tier index or model name.
