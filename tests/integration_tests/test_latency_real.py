@@ -47,7 +47,9 @@ def cascade(models: list[BaseChatModel]) -> CascadingChatModel:
     return CascadingChatModel(models=models, gates=[gate])
 
 
-async def streamed(llm: CascadingChatModel, entry: str, **kwargs: Any) -> tuple[str, Any]:
+async def streamed(
+    llm: CascadingChatModel, entry: str, **kwargs: Any
+) -> tuple[str, Any]:
     if entry == "stream":
         chunks = list(llm.stream(REAL_HARD, **kwargs))
     else:
