@@ -23,7 +23,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
@@ -49,12 +49,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ParentRun:
-    """What children of the cascade's run inherit: its id, handlers, tags, metadata."""
+    """What children of the cascade's run inherit: its id, handlers, tags, metadata.
+
+    ``configurable`` is the call's ``config["configurable"]``, passed on to the
+    tiers (a ``configurable_fields`` tier reads it).
+    """
 
     run_id: UUID
     handlers: Sequence[BaseCallbackHandler]
     tags: Sequence[str]
     metadata: dict[str, Any]
+    configurable: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_run_manager(
@@ -92,6 +97,7 @@ class ParentRun:
             handlers=list(manager.inheritable_handlers),
             tags=list(manager.inheritable_tags),
             metadata=dict(manager.inheritable_metadata),
+            configurable=dict(config.get("configurable") or {}),
         )
 
     def child_config(
@@ -124,6 +130,8 @@ class ParentRun:
             config["run_name"] = run_name
         if metadata:
             config["metadata"] = metadata
+        if self.configurable:
+            config["configurable"] = dict(self.configurable)
         return config
 
 

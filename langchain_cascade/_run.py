@@ -364,7 +364,8 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _gate_input(plan: Plan, tier: int, message: AIMessage) -> GateInput:
-    return GateInput(
+    # Built from values the cascade already holds: no need to validate them again.
+    return GateInput.model_construct(
         messages=plan.messages,
         response=message,
         tier=tier,

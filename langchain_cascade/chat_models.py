@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import json
 import math
@@ -108,7 +109,8 @@ __all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
 _STREAM_PARENT = "_cascade_stream_parent"
 _STREAM_CALLS = "_cascade_stream_calls"
-_PRIVATE_KWARGS = (_STREAM_PARENT, _STREAM_CALLS)
+_CONFIGURABLE = "_cascade_configurable"
+_PRIVATE_KWARGS = (_STREAM_PARENT, _STREAM_CALLS, _CONFIGURABLE)
 _CALL_KWARGS = (
     "max_cost",
     "timeout",
@@ -304,10 +306,11 @@ class CascadingChatModel(BaseChatModel):
     A tier past it is cancelled and counts as a failed attempt (reason
     ``"timeout after Xs"``), so the call escalates; the final tier past it
     raises :class:`~langchain_cascade.CascadeError`. Async calls use
-    ``asyncio.timeout``; a sync call runs the tier's async path on a worker
-    thread the call owns, cancels it there and joins the thread. A tier whose
-    own async path runs blocking code in a thread cannot be interrupted: the
-    cascade stops waiting for it, and that thread ends when the code returns.
+    ``asyncio.timeout``; a sync call runs the tier's async path on one worker
+    event loop the package owns (started on first use, stopped at exit),
+    cancels it there and waits until it has stopped. A tier whose own async
+    path runs blocking code in a thread cannot be interrupted: the cascade
+    stops waiting for it, and that thread ends when the code returns.
     """
 
     @model_validator(mode="before")
@@ -481,12 +484,20 @@ class CascadingChatModel(BaseChatModel):
     ) -> dict[str, Any]:
         for key in _PRIVATE_KWARGS:
             kwargs.pop(key, None)
-        return super()._get_invocation_params(stop=stop, **kwargs)
+        # What the base class builds (``asdict()`` plus ``stop``), without its
+        # per-call deprecation-warning guard: it sits on every call's path.
+        params = dict(self._identity()[1])
+        params["_type"] = self._llm_type
+        params["stop"] = stop
+        return {**params, **kwargs}
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        for key in _PRIVATE_KWARGS:
-            kwargs.pop(key, None)
-        return super()._get_llm_string(stop=stop, **kwargs)
+        kwargs.pop(_STREAM_PARENT, None)
+        configurable = kwargs.pop(_CONFIGURABLE, None)
+        llm_string = super()._get_llm_string(stop=stop, **kwargs)
+        if configurable:  # it configures the tiers: part of the answer's key
+            llm_string += "---" + json.dumps(configurable, sort_keys=True, default=repr)
+        return llm_string
 
     def _resolve_model_profile(self) -> Any:
         # What every tier supports: a feature is on only when all tiers have it.
@@ -698,6 +709,34 @@ class CascadingChatModel(BaseChatModel):
             await call.aclose()
         yield self._last_chunk(steps.outcome, live=live)
 
+    # ``invoke``/``ainvoke`` hand ``_generate`` no config: pass the call's
+    # ``configurable`` on, so ``configurable_fields`` tiers are configured.
+    def invoke(
+        self,
+        input: LanguageModelInput,  # noqa: A002
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Answer with the cheapest tier whose answer passes its gate."""
+        if config and (configurable := config.get("configurable")):
+            kwargs[_CONFIGURABLE] = configurable
+        return super().invoke(input, config, stop=stop, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,  # noqa: A002
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Answer with the cheapest tier whose answer passes its gate."""
+        if config and (configurable := config.get("configurable")):
+            kwargs[_CONFIGURABLE] = configurable
+        return await super().ainvoke(input, config, stop=stop, **kwargs)
+
     # ``stream()``/``astream()`` call ``_stream`` without a run manager. To nest
     # the attempts under the cascade's run, fix the run id before the base class
     # starts the run and hand it, with the config, to ``_stream``.
@@ -759,8 +798,11 @@ class CascadingChatModel(BaseChatModel):
         kwargs: dict[str, Any],
     ) -> _Call:
         stream_parent: ParentRun | None = kwargs.pop(_STREAM_PARENT, None)
+        configurable: dict[str, Any] = kwargs.pop(_CONFIGURABLE, None) or {}
         if run_manager is not None:
             parent = ParentRun.from_run_manager(run_manager)
+            if configurable:
+                parent = dataclasses.replace(parent, configurable=dict(configurable))
         elif stream_parent is not None:
             parent = stream_parent
         else:
@@ -1527,12 +1569,30 @@ class _Call:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
     async def _atier(self, effect: CallTier) -> Any:
+        if self.quiet:
+            return await self.runnables[effect.tier].ainvoke(
+                self.plan.messages, self._quiet_config(), **self._tier_kwargs()
+            )
         return await ainvoke_nested(
             self.runnables[effect.tier],
             self.plan.messages,
             self.tier_config(effect.tier),
             **self._tier_kwargs(),
         )
+
+    @property
+    def quiet(self) -> bool:
+        """No handler listens to the cascade's run: child runs would go unseen.
+
+        Then tiers are called without nesting and gates without a run of their
+        own (the cost of building runs nobody reads); with any handler, every
+        child run is produced.
+        """
+        return not self.parent.handlers
+
+    def _quiet_config(self) -> RunnableConfig | None:
+        configurable = self.parent.configurable
+        return RunnableConfig(configurable=configurable) if configurable else None
 
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
@@ -1543,7 +1603,11 @@ class _Call:
             running = self.threads.pop(effect.tier, None)
             return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            if effect.timeout is None:
+            if effect.timeout is None and self.quiet:
+                value = self.runnables[effect.tier].invoke(
+                    self.plan.messages, self._quiet_config(), **self._tier_kwargs()
+                )
+            elif effect.timeout is None:
                 value = invoke_nested(
                     self.runnables[effect.tier],
                     self.plan.messages,
@@ -1560,9 +1624,12 @@ class _Call:
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            result = effect.gate.invoke(
-                effect.gate_input, self.gate_config(effect, usage)
-            )
+            if self.quiet:
+                result = effect.gate.verdict(effect.gate_input, {"callbacks": [usage]})
+            else:
+                result = effect.gate.invoke(
+                    effect.gate_input, self.gate_config(effect, usage)
+                )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, CallFormatter):
             assert self.formatter is not None  # noqa: S101 - plan.formats
@@ -1595,9 +1662,14 @@ class _Call:
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            result = await effect.gate.ainvoke(
-                effect.gate_input, self.gate_config(effect, usage)
-            )
+            if self.quiet:
+                result = await effect.gate.averdict(
+                    effect.gate_input, {"callbacks": [usage]}
+                )
+            else:
+                result = await effect.gate.ainvoke(
+                    effect.gate_input, self.gate_config(effect, usage)
+                )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, CallFormatter):
             assert self.formatter is not None  # noqa: S101 - plan.formats

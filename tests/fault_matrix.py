@@ -151,6 +151,8 @@ class Fault:
         disconnect: The model whose request the client must have abandoned.
         cancel_after_chunks: Stop consuming a stream after this many content
             chunks (the caller closing the stream).
+        timeout: The cascade's own per-tier ``timeout``.
+        client_timeout: ``ChatOpenAI``'s request timeout.
     """
 
     name: str
@@ -163,6 +165,8 @@ class Fault:
     max_retries: int = 0
     disconnect: str | None = None
     cancel_after_chunks: int | None = None
+    timeout: float | None = None
+    client_timeout: float = CLIENT_TIMEOUT_S
 
 
 def _cheap(*behaviours: Any) -> Callable[[OpenAIServer], None]:
@@ -213,6 +217,14 @@ FAULTS: tuple[Fault, ...] = (
           _both(status(500), reset(after_tokens=2))),
     Fault("final tier hangs", "raised", "timed out",
           _both(status(503), hang(after_tokens=1)), disconnect=STRONG),
+    Fault("hang (cascade timeout)", "escalated", "timeout after 0.3s",
+          _cheap(hang()), disconnect=CHEAP, timeout=0.3, client_timeout=2.0),
+    Fault("slow tokens (cascade timeout)", "escalated", "timeout after 0.3s",
+          _cheap(answer(token_delay_s=0.2)), disconnect=CHEAP, timeout=0.3,
+          client_timeout=2.0),
+    Fault("final tier hangs (cascade timeout)", "raised", "timeout after 0.3s",
+          _both(status(500), hang(after_tokens=1)), disconnect=STRONG, timeout=0.3,
+          client_timeout=2.0),
     Fault("gate raises", "escalated", "gate raised RuntimeError: the gate broke",
           gate=lambda: raising_gate),
     Fault("gate returns garbage", "escalated", "returned int",
@@ -394,12 +406,12 @@ def cascade_for(fault: Fault, server: OpenAIServer) -> Any:
             base_url=server.base_url,
             api_key="x",
             max_retries=fault.max_retries,
-            timeout=CLIENT_TIMEOUT_S,
+            timeout=fault.client_timeout,
             logprobs=True,
         )
 
     cascade = CascadingChatModel(
-        models=[tier(CHEAP), tier(STRONG)], gates=[fault.gate()]
+        models=[tier(CHEAP), tier(STRONG)], gates=[fault.gate()], timeout=fault.timeout
     )
     return cascade.bind_tools([WEATHER]) if fault.tools else cascade
 
@@ -416,7 +428,7 @@ def _classify(result: Result, message: AIMessage | BaseMessageChunk) -> None:
 def _fail(result: Result, exc: BaseException) -> None:
     result.error = exc
     if isinstance(exc, CascadeError):
-        result.outcome, result.attempts = "raised", list(exc.attempts)
+        result.outcome, result.attempts = "raised", [dict(a) for a in exc.attempts]
     elif isinstance(exc, TimeoutError | asyncio.CancelledError | GeneratorExit):
         result.outcome = "cancelled"
     else:

@@ -20,20 +20,8 @@ import pytest
 from tests.fault_matrix import CHEAP, FAULTS, Fault, Mode, Result, run, snapshot
 from tests.openai_server import OpenAIServer, answer, hang, reset, status
 
-# Faults whose fix is in another helper's files and has not landed yet: strict,
-# so the test fails as soon as the fix lands and the mark must go.
-PENDING = {
-    "Gate subclass returns None": "#8 item 2: a gate returning None crashes the call",
-}
 CASES = [
-    pytest.param(
-        fault,
-        mode,
-        id=f"{fault.name}-{mode}",
-        marks=[pytest.mark.xfail(strict=True, reason=PENDING[fault.name])]
-        if fault.name in PENDING
-        else [],
-    )
+    pytest.param(fault, mode, id=f"{fault.name}-{mode}")
     for fault in FAULTS
     for mode in fault.modes
 ]
