@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
@@ -215,13 +215,12 @@ def _judge(
     )
     attempt.gate = gate.gate_name
     started = time.perf_counter()
+    usage: dict[str, UsageMetadata] = {}
     try:
-        result, usage = yield CallGate(gate, gate_input)
+        value, usage = yield CallGate(gate, gate_input)
+        result = GateResult.coerce(value, name=gate.gate_name)
     except Exception as exc:  # noqa: BLE001 - a broken gate must not lose the call
-        result, usage = (
-            GateResult(passed=False, reason=f"gate raised {_error_text(exc)}"),
-            {},
-        )
+        result = GateResult(passed=False, reason=f"gate raised {_error_text(exc)}")
     attempt.gate_latency_s = time.perf_counter() - started
     attempt.gate_usage = usage
     attempt.gate_cost = sum_known(
@@ -229,7 +228,7 @@ def _judge(
     )
     attempt.score = result.score
     attempt.reason = result.reason
-    return cast("GateResult", result)
+    return result
 
 
 def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:

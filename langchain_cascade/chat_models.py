@@ -640,21 +640,17 @@ class CascadingChatModel(BaseChatModel):
                 chunk_position="last",
             )
         else:
-            chunk = AIMessageChunk(
-                content=message.content,
-                additional_kwargs=message.additional_kwargs,
-                tool_call_chunks=[
-                    tool_call_chunk(
-                        name=tc["name"],
-                        args=json.dumps(tc["args"]),
-                        id=tc["id"],
-                        index=i,
-                    )
-                    for i, tc in enumerate(message.tool_calls)
-                ],
-                response_metadata=self._response_metadata(outcome),
-                usage_metadata=usage,
-                chunk_position="last",
+            # Set the calls as parsed: a "last" chunk would re-parse invalid ones
+            # leniently into valid calls.
+            chunk = _as_chunk(message).model_copy(
+                update={
+                    "id": None,
+                    "tool_calls": message.tool_calls,
+                    "invalid_tool_calls": message.invalid_tool_calls,
+                    "response_metadata": self._response_metadata(outcome),
+                    "usage_metadata": usage,
+                    "chunk_position": "last",
+                }
             )
         return ChatGenerationChunk(message=chunk)
 
@@ -718,6 +714,41 @@ def _formatted(message: AIMessage, value: Any) -> AIMessage:
     raise TypeError(msg)
 
 
+def _as_chunk(message: BaseMessage) -> AIMessageChunk:
+    """A tier's streamed item as a chunk.
+
+    A model that does not stream itself (``disable_streaming``, no ``_stream``)
+    yields its whole answer as one ``AIMessage`` from ``.stream()``; it becomes one
+    chunk, its tool calls (valid and invalid) as tool-call chunks, so merging the
+    chunks gives the message back.
+    """
+    if isinstance(message, AIMessageChunk):
+        return message
+    if not isinstance(message, AIMessage):
+        msg = f"the tier streamed {type(message).__name__}, not an AIMessage chunk"
+        raise TypeError(msg)
+    calls = [
+        tool_call_chunk(
+            name=tc["name"], args=json.dumps(tc["args"]), id=tc["id"], index=i
+        )
+        for i, tc in enumerate(message.tool_calls)
+    ]
+    calls += [
+        tool_call_chunk(
+            name=tc["name"], args=tc["args"], id=tc["id"], index=len(calls) + i
+        )
+        for i, tc in enumerate(message.invalid_tool_calls)
+    ]
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        tool_call_chunks=calls,
+        response_metadata=message.response_metadata,
+        usage_metadata=message.usage_metadata,
+        id=message.id,
+    )
+
+
 def _live_chunk(chunk: AIMessageChunk) -> ChatGenerationChunk | None:
     """A child's chunk as the cascade streams it on, or ``None`` when empty.
 
@@ -773,7 +804,8 @@ class _AsyncTierStream:
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
         merged: AIMessageChunk | None = None
-        async for chunk in self.source:
+        async for item in self.source:
+            chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
                 yield live
@@ -888,12 +920,13 @@ class _Call:
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
         merged: AIMessageChunk | None = None
-        for chunk in stream_nested(
+        for item in stream_nested(
             self.runnables[effect.tier],
             self.plan.messages,
             self.tier_config(effect.tier),
             **self._tier_kwargs(),
         ):
+            chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
                 yield live

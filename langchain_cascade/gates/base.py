@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, cast
 
 from langchain_core.callbacks import (
@@ -97,8 +98,11 @@ class GateResult(BaseModel):
     def coerce(cls, value: object, *, name: str = "gate") -> GateResult:
         """Turn what a gate returned into a :class:`GateResult`.
 
-        Accepts a ``GateResult``, a ``bool`` (score 1.0 or 0.0) or a mapping with the
-        same fields.
+        The one coercion every gate form goes through (a :class:`Gate` subclass, a
+        function, a Runnable, a part of a combination, a review gate). Accepts a
+        ``GateResult``, a ``bool`` or a numpy bool (score 1.0 or 0.0) or a mapping
+        with the same fields; anything else raises, and the cascade records the
+        raise as a failed gate (fail closed).
 
         Args:
             value: The gate's return value.
@@ -112,19 +116,31 @@ class GateResult(BaseModel):
         """
         if isinstance(value, GateResult):
             return value
-        if isinstance(value, bool):
+        if _is_bool(value):
+            verdict = bool(value)
             return cls(
-                passed=value,
-                score=float(value),
-                reason=f"{name} returned {value}",
+                passed=verdict,
+                score=float(verdict),
+                reason=f"{name} returned {verdict}",
             )
-        if isinstance(value, dict):
-            return cls.model_validate(value)
+        if isinstance(value, Mapping):
+            if "passed" not in value:
+                msg = f"{name} returned a mapping without a 'passed' key"
+                raise TypeError(msg)
+            return cls.model_validate(dict(value))
         msg = (
             f"{name} returned {type(value).__name__}; a gate must return a "
             "GateResult, a bool or a dict with a 'passed' key"
         )
         raise TypeError(msg)
+
+
+def _is_bool(value: object) -> bool:
+    """``True`` for a ``bool`` or a numpy bool (without importing numpy)."""
+    if isinstance(value, bool):
+        return True
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.bool_)
 
 
 def response_text(message: BaseMessage) -> str:
@@ -234,7 +250,7 @@ class Gate(RunnableSerializable[GateInput, GateResult], ABC):
         run_manager: CallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> GateResult:
-        return self.evaluate(gate_input, config)
+        return self.verdict(gate_input, config)
 
     async def _run_async(
         self,
@@ -242,7 +258,38 @@ class Gate(RunnableSerializable[GateInput, GateResult], ABC):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> GateResult:
-        return await self.aevaluate(gate_input, config)
+        return await self.averdict(gate_input, config)
+
+    def verdict(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """:meth:`evaluate`, its answer coerced by :meth:`GateResult.coerce`.
+
+        What callers of a gate use (the cascade, combinations): a subclass whose
+        ``evaluate`` returns ``True`` or a dict still gives a verdict, and one that
+        returns anything else raises ``TypeError``, which fails the gate closed.
+
+        Args:
+            gate_input: The answer and its context.
+            config: The config of the gate's own run.
+
+        Returns:
+            The verdict.
+        """
+        return GateResult.coerce(self.evaluate(gate_input, config), name=self.gate_name)
+
+    async def averdict(
+        self, gate_input: GateInput, config: RunnableConfig
+    ) -> GateResult:
+        """:meth:`aevaluate`, its answer coerced by :meth:`GateResult.coerce`.
+
+        Args:
+            gate_input: The answer and its context.
+            config: The config of the gate's own run.
+
+        Returns:
+            The verdict.
+        """
+        value = await self.aevaluate(gate_input, config)
+        return GateResult.coerce(value, name=self.gate_name)
 
 
 GateLike = Gate | Runnable[GateInput, Any] | Callable[[GateInput], Any]

@@ -75,7 +75,7 @@ class _Combination(Gate):
         """Run the parts in order until the verdict is settled."""
         parts: list[tuple[Gate, GateResult]] = []
         for gate in self.gates:
-            result = gate.evaluate(gate_input, config)
+            result = gate.verdict(gate_input, config)
             parts.append((gate, result))
             if self._stop_after(result):
                 break
@@ -87,7 +87,7 @@ class _Combination(Gate):
         """Run the parts in order until the verdict is settled, asynchronously."""
         parts: list[tuple[Gate, GateResult]] = []
         for gate in self.gates:
-            result = await gate.aevaluate(gate_input, config)
+            result = await gate.averdict(gate_input, config)
             parts.append((gate, result))
             if self._stop_after(result):
                 break

