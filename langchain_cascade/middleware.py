@@ -106,7 +106,7 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         models: Sequence[BaseChatModel],
         *,
         gates: Sequence[GateLike] | GateLike | None = None,
-        tool_gate: GateLike | None | object = _DEFAULT,
+        tool_gate: GateLike | object | None = _DEFAULT,
         review_gate: GateLike | None = None,
         prices: dict[str, ModelPrice] | None = None,
         max_cost: float | None = None,
@@ -115,7 +115,9 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         super().__init__()
         self.models = list(models)
         if not self.models:
-            msg = "CascadeMiddleware needs at least one cheaper model before the agent's"
+            msg = (
+                "CascadeMiddleware needs at least one cheaper model before the agent's"
+            )
             raise ValueError(msg)
         for i, model in enumerate(self.models):
             if not isinstance(model, BaseChatModel):
@@ -129,13 +131,17 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             raise ValueError(msg)
         self.gates = self._tier_gates(gates, tool_gate)
         self.review_gate = (
-            None if review_gate is None else coerce_gate(review_gate, where="review_gate")
+            None
+            if review_gate is None
+            else coerce_gate(review_gate, where="review_gate")
         )
         self.prices = dict(prices or {})
         self.max_cost = max_cost
         self.sticky: StickyScope | None = sticky
         self._names = [model_name(m) for m in self.models]
-        self._copies: dict[tuple[int, int, bool], tuple[BaseChatModel, BaseChatModel]] = {}
+        self._copies: dict[
+            tuple[int, int, bool], tuple[BaseChatModel, BaseChatModel]
+        ] = {}
 
     def _tier_gates(self, gates: object, tool_gate: object) -> list[Gate]:
         needed = len(self.models)
@@ -161,7 +167,9 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     # --- the call ------------------------------------------------------------
 
-    def _tier_model(self, model: BaseChatModel, tier: int, *, live: bool) -> BaseChatModel:
+    def _tier_model(
+        self, model: BaseChatModel, tier: int, *, live: bool
+    ) -> BaseChatModel:
         """The tier's model tagged for traces; ``nostream`` unless it streams live."""
         key = (id(model), tier, live)
         cached = self._copies.get(key)
@@ -270,7 +278,9 @@ def _ai_message(response: ModelResponse[Any]) -> AIMessage:
     raise TypeError(msg)
 
 
-def _parse_error(response: ModelResponse[Any], request: ModelRequest[Any]) -> str | None:
+def _parse_error(
+    response: ModelResponse[Any], request: ModelRequest[Any]
+) -> str | None:
     """Why a structured answer did not parse, when the agent asked for one."""
     names = {spec.name for spec in _tool_strategy_specs(request)}
     if not names or response.structured_response is not None:
@@ -310,7 +320,9 @@ class _Call:
         )
 
     @staticmethod
-    def _gate_config(effect: CallGate, usage: UsageMetadataCallbackHandler) -> RunnableConfig:
+    def _gate_config(
+        effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> RunnableConfig:
         return _child_config(
             [usage],
             run_name=effect.gate.gate_name,
@@ -323,7 +335,9 @@ class _Call:
             return self._output(effect.tier, handler(self._tier_request(effect)))
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            result = effect.gate.invoke(effect.gate_input, self._gate_config(effect, usage))
+            result = effect.gate.invoke(
+                effect.gate_input, self._gate_config(effect, usage)
+            )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, Event):
             dispatch_custom_event(effect.name, effect.data)
@@ -358,9 +372,7 @@ class _Call:
             story["sticky"] = sticky
         answer = _ai_message(chosen)
         tagged = answer.model_copy(
-            update={
-                "response_metadata": {**answer.response_metadata, "cascade": story}
-            }
+            update={"response_metadata": {**answer.response_metadata, "cascade": story}}
         )
         result = [tagged if m is answer else m for m in chosen.result]
         return ModelResponse(

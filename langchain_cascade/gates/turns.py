@@ -154,8 +154,9 @@ class ToolLoopGate(Gate):
             for call in message.tool_calls
         ]
         repeated = [
-            key for call in calls if (key := _call_key(call["name"], call["args"]))
-            in earlier
+            key
+            for call in calls
+            if (key := _call_key(call["name"], call["args"])) in earlier
         ]
         if repeated:
             return GateResult(

