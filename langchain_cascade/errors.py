@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from langchain_cascade._run import Attempt
 
-__all__ = ["CascadeError"]
+__all__ = ["CascadeError", "TierTimeoutError"]
 
 
 class CascadeError(RuntimeError):
@@ -45,3 +45,18 @@ def _rebuild(message: str, attempts: list[dict[str, Any]]) -> CascadeError:
     RuntimeError.__init__(err, message)
     err.attempts = attempts
     return err
+
+
+class TierTimeoutError(TimeoutError):
+    """A tier took longer than its ``timeout``; the cascade cancelled it.
+
+    Attributes:
+        seconds: The timeout it passed.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"timeout after {seconds:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TierTimeoutError, (self.seconds,))

@@ -8,7 +8,6 @@ or pass a plain function or any Runnable, which :func:`coerce_gate` wraps.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sys
 from abc import ABC, abstractmethod
@@ -28,6 +27,8 @@ from langchain_core.runnables import (
     RunnableSerializable,
 )
 from pydantic import BaseModel, ConfigDict, Field
+
+from langchain_cascade._sync import run_coroutine
 
 __all__ = [
     "Gate",
@@ -81,6 +82,8 @@ class GateResult(BaseModel):
     Attributes:
         passed: Whether the answer may be returned without escalating.
         score: Confidence in ``[0, 1]`` when the gate has one; higher is better.
+            Anything else (148.4, ``inf``, ``nan``) is refused, so a gate that
+            computes an impossible score fails closed.
         reason: A short, human-readable explanation.
         usage: Tokens the gate itself spent on model calls, when it made any.
         details: Gate-specific extra facts (for example the parts of a combination).
@@ -89,7 +92,7 @@ class GateResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     passed: bool
-    score: float | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     reason: str = ""
     usage: UsageMetadata | None = None
     details: dict[str, Any] = Field(default_factory=dict)
@@ -365,6 +368,11 @@ def coerce_gate(gate: object, *, where: str = "gate") -> Gate:
     """
     if isinstance(gate, Gate):
         return gate
+    if isinstance(gate, type):
+        msg = (
+            f"{where} is the class {gate.__name__}: pass an instance, {gate.__name__}()"
+        )
+        raise TypeError(msg)
     if isinstance(gate, Runnable):
         return RunnableGate(runnable=gate)
     if callable(gate):
@@ -376,7 +384,8 @@ def coerce_gate(gate: object, *, where: str = "gate") -> Gate:
             afunc = cast("Callable[[GateInput], Coroutine[Any, Any, Any]]", func)
 
             def sync_func(gate_input: GateInput) -> Any:
-                return asyncio.run(afunc(gate_input))
+                # On a worker thread's loop: works inside a running loop too.
+                return run_coroutine(lambda: afunc(gate_input))
 
             return RunnableGate(
                 runnable=RunnableLambda(sync_func, afunc=afunc, name=name)

@@ -135,7 +135,8 @@ def test_per_call_max_cost_overrides_the_default() -> None:
         max_cost=0.0005,
     )
     assert cascade.invoke("q", max_cost=1.0).text == "Paris"
-    assert cascade.bind(max_cost=1e-9).invoke("q").text == "I am not sure"
+    # Tier 0's own estimate (~1e-6) fits; tier 1's does not.
+    assert cascade.bind(max_cost=1e-5).invoke("q").text == "I am not sure"
 
 
 def test_budget_without_prices_does_not_stop_the_call() -> None:
@@ -153,10 +154,12 @@ def test_budget_with_no_answer_so_far_raises() -> None:
         ],
         gates=[HedgingGate()],
         prices={"m0": CHEAP, "m1": STRONG},
-        max_cost=1e-12,
+        max_cost=1e-4,
     )
-    # No usage is known after a failure, so the budget cannot judge: the call goes on.
-    assert cascade.invoke("q").text == "Paris"
+    # No usage is known after the failure, but tier 1's estimate from the prompt
+    # (its $0.001 a call) is over the budget: the call stops with no answer.
+    with pytest.raises(CascadeError, match=r"tier 1 \(m1\) would cost about \$0\.001"):
+        cascade.invoke("q")
 
 
 def test_max_cost_must_be_positive() -> None:
