@@ -65,7 +65,7 @@ from langchain_cascade.gates.base import Gate, GateLike, coerce_gate
 from langchain_cascade.gates.tools import ToolCallGate
 from langchain_cascade.gates.turns import by_turn
 from langchain_cascade.pricing import ModelPrice
-from langchain_cascade.sticky import StickyScope, StickyTier, sticky_tier
+from langchain_cascade.sticky import StickyScope, sticky_tier
 
 __all__ = ["CascadeMiddleware"]
 
@@ -86,7 +86,8 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     Every answer the agent keeps carries ``response_metadata["cascade"]`` as a
     :class:`~langchain_cascade.CascadingChatModel` answer does (tier, attempts,
-    gate verdicts, costs), plus ``sticky`` when stickiness is on.
+    gate verdicts, costs, and the tiers a sticky call skipped, with the reason)
+    plus ``usage``, the tokens of every attempt and gate of the call.
 
     Args:
         models: The cheaper tiers, cheapest first (at least one).
@@ -182,9 +183,7 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self._copies[key] = (model, copy)
         return copy
 
-    def _plan(
-        self, request: ModelRequest[Any]
-    ) -> tuple[Plan, list[BaseChatModel], StickyTier | None]:
+    def _plan(self, request: ModelRequest[Any]) -> tuple[Plan, list[BaseChatModel]]:
         models = [*self.models, request.model]
         names = [*self._names, model_name(request.model)]
         messages: list[BaseMessage] = list(request.messages)
@@ -207,13 +206,13 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             first_tier=start["first_tier"] if start else 0,
             skip_reason=start["reason"] if start else "",
         )
-        return plan, models, start
+        return plan, models
 
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Handler
     ) -> ModelResponse[Any]:
         """Run the request on the cheaper tiers first, then the agent's model."""
-        plan, models, sticky = self._plan(request)
+        plan, models = self._plan(request)
         call = _Call(self, request, models)
         steps = _Stepper(decide(plan))
         while (effect := steps.next()) is not None:
@@ -221,13 +220,13 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 steps.send(call.perform(effect, handler))
             except Exception as exc:  # noqa: BLE001 - decide() records it
                 steps.throw(exc)
-        return call.response(steps.outcome, sticky)
+        return call.response(steps.outcome)
 
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: AsyncHandler
     ) -> ModelResponse[Any]:
         """Run the request on the cheaper tiers first, then the agent's model."""
-        plan, models, sticky = self._plan(request)
+        plan, models = self._plan(request)
         call = _Call(self, request, models)
         steps = _Stepper(decide(plan))
         while (effect := steps.next()) is not None:
@@ -235,7 +234,7 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 steps.send(await call.aperform(effect, handler))
             except Exception as exc:  # noqa: BLE001 - decide() records it
                 steps.throw(exc)
-        return call.response(steps.outcome, sticky)
+        return call.response(steps.outcome)
 
 
 def _tool_schemas(request: ModelRequest[Any]) -> list[dict[str, Any]]:
@@ -360,16 +359,12 @@ class _Call:
         msg = f"CascadeMiddleware has no formatter: unexpected effect {effect!r}"
         raise TypeError(msg)
 
-    def response(
-        self, outcome: Outcome | None, sticky: StickyTier | None
-    ) -> ModelResponse[Any]:
+    def response(self, outcome: Outcome | None) -> ModelResponse[Any]:
         """The chosen tier's response, its answer carrying the cascade's story."""
         assert outcome is not None  # noqa: S101 - the loop always ends with one
         chosen = self.responses[outcome.tier]
         story = outcome.metadata()
         story["usage"] = outcome.usage
-        if sticky is not None:
-            story["sticky"] = sticky
         answer = _ai_message(chosen)
         tagged = answer.model_copy(
             update={"response_metadata": {**answer.response_metadata, "cascade": story}}

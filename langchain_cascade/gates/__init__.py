@@ -36,12 +36,14 @@ from langchain_cascade.gates.rules import (
     RegexGate,
 )
 from langchain_cascade.gates.tools import StructuredOutputGate, ToolCallGate
+from langchain_cascade.gates.turns import ByTurn, ToolLoopGate, by_turn
 
 __all__ = [
     "DEFAULT_HEDGING_PHRASES",
     "AllOf",
     "AnyOf",
     "ArithmeticGate",
+    "ByTurn",
     "ConsistencyGate",
     "Gate",
     "GateInput",
@@ -56,9 +58,11 @@ __all__ = [
     "SelfCheckGate",
     "StructuredOutputGate",
     "ToolCallGate",
+    "ToolLoopGate",
     "Weighted",
     "all_of",
     "any_of",
+    "by_turn",
     "coerce_gate",
     "extract_choice",
     "extract_number",
