@@ -81,6 +81,7 @@ from langchain_cascade._tiers import (
 )
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
+from langchain_cascade.sticky import StickyScope, sticky_tier
 
 __all__ = ["CascadingChatModel", "model_name"]
 
@@ -217,6 +218,11 @@ class CascadingChatModel(BaseChatModel):
     When the next tier would take the call over it, the best answer so far is
     returned, flagged ``needs_review`` with the reason.
     """
+
+    sticky: StickyScope | None = None
+    """Sticky escalation: ``"run"`` or ``"thread"`` starts a call at the highest
+    tier that answered earlier in the agent run or the whole conversation (see
+    :mod:`langchain_cascade.sticky`); a call's own ``first_tier`` wins."""
 
     formatter: Runnable[AIMessage, Any] | None = None
     """Optional Runnable applied to every final answer (returns an AIMessage or
@@ -668,7 +674,11 @@ class CascadingChatModel(BaseChatModel):
         timeouts = _timeouts(
             _valid_timeout(kwargs.pop("timeout", self.timeout)), len(self.models)
         )
-        first_tier = _valid_first_tier(kwargs.pop("first_tier", 0), last)
+        first_tier, skip_reason = kwargs.pop("first_tier", None), ""
+        if first_tier is None and self.sticky is not None:
+            start = sticky_tier(messages, self.sticky, names)
+            first_tier, skip_reason = start["first_tier"], start["reason"]
+        first_tier = _valid_first_tier(first_tier or 0, last)
         _check_call_kwargs(kwargs)
         runnables = [
             _tier_runnable(
@@ -693,6 +703,7 @@ class CascadingChatModel(BaseChatModel):
             max_cost=max_cost,
             formats=self.formatter is not None,
             first_tier=first_tier,
+            skip_reason=skip_reason,
             timeouts=timeouts,
         )
         return _Call(
