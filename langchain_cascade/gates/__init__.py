@@ -36,7 +36,7 @@ from langchain_cascade.gates.rules import (
     RegexGate,
 )
 from langchain_cascade.gates.tools import StructuredOutputGate, ToolCallGate
-from langchain_cascade.gates.turns import ByTurn, ToolLoopGate, by_turn
+from langchain_cascade.gates.turns import ByTurn, ToolFirstGate, ToolLoopGate, by_turn
 
 __all__ = [
     "DEFAULT_HEDGING_PHRASES",
@@ -58,6 +58,7 @@ __all__ = [
     "SelfCheckGate",
     "StructuredOutputGate",
     "ToolCallGate",
+    "ToolFirstGate",
     "ToolLoopGate",
     "Weighted",
     "all_of",

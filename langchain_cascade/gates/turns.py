@@ -19,7 +19,14 @@ from pydantic import field_validator
 
 from langchain_cascade.gates.base import Gate, GateInput, GateResult, coerce_gate
 
-__all__ = ["ByTurn", "ToolLoopGate", "by_turn", "calls_tools", "run_messages"]
+__all__ = [
+    "ByTurn",
+    "ToolFirstGate",
+    "ToolLoopGate",
+    "by_turn",
+    "calls_tools",
+    "run_messages",
+]
 
 
 def calls_tools(message: AIMessage) -> bool:
@@ -174,3 +181,25 @@ class ToolLoopGate(Gate):
                 f"{self.max_calls}",
             )
         return GateResult(passed=True, score=1.0, reason="no repeated call")
+
+
+class ToolFirstGate(Gate):
+    """Fails a plain answer to a fresh question while tools are bound.
+
+    For agents whose every question needs a tool (a lookup, a calculation): a
+    cheap model that answers from memory instead of calling one is escalated.
+    Once the run holds a tool result, a plain answer passes: that is the turn
+    that should answer. Tool turns pass (judge them with ``ToolCallGate``).
+    """
+
+    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """Check that a fresh question got a tool call."""
+        if calls_tools(gate_input.response) or not gate_input.tools:
+            return GateResult(passed=True, score=1.0, reason="tool use not required")
+        if any(m.type == "tool" for m in run_messages(gate_input.messages)):
+            return GateResult(passed=True, score=1.0, reason="answers a tool result")
+        return GateResult(
+            passed=False,
+            score=0.0,
+            reason="answered a fresh question without calling a bound tool",
+        )

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from langchain_cascade import CascadingChatModel, GateInput
 from langchain_cascade.gates import HedgingGate, ToolCallGate
-from langchain_cascade.gates.turns import ToolLoopGate, by_turn
+from langchain_cascade.gates.turns import ToolFirstGate, ToolLoopGate, by_turn
 from langchain_cascade.middleware import CascadeMiddleware
 from langchain_cascade.sticky import reset_sticky, sticky_tier
 from tests.langsmith_receiver import LangSmithReceiver
@@ -140,6 +140,22 @@ def test_tool_loop_gate_fails_a_call_repeated_in_the_same_run() -> None:
     assert not limited.invoke(
         _gate_input(call("get_weather", {"city": "Rome"}, "c5"), history)
     ).passed
+
+
+def test_tool_first_gate_wants_a_call_for_a_fresh_question_only() -> None:
+    gate = ToolFirstGate()
+    from_memory = gate.invoke(_gate_input(answer("Sunny.")))
+    assert not from_memory.passed
+    assert "without calling" in from_memory.reason
+    assert gate.invoke(_gate_input(call("get_weather", {"city": "Oslo"}, "c1"))).passed
+    after_result: list[BaseMessage] = [
+        HumanMessage("Weather in Oslo?"),
+        call("get_weather", {"city": "Oslo"}, "c1"),
+        ToolMessage("Sunny", tool_call_id="c1"),
+    ]
+    assert gate.invoke(_gate_input(answer("Sunny."), after_result)).passed
+    no_tools = GateInput(messages=[HumanMessage("Hi")], response=answer("Hello!"))
+    assert gate.invoke(no_tools).passed
 
 
 # --- sticky tiers from the conversation -------------------------------------------
