@@ -4,10 +4,18 @@ All the LangChain plumbing of nesting sits here: building a child callback manag
 from the cascade's run (``CallbackManagerForLLMRun`` has no ``get_child``), and
 calling the child inside ``set_config_context`` so that a child reached through a
 ``RunnableBinding`` (``bind_tools``) is not re-parented to the ambient run.
+
+Tokens: every child run of the cascade (tiers, gates, formatter) reaches the
+caller's handlers with its token events withheld (:func:`withhold_tokens`), so a
+handler printing ``on_llm_new_token`` or an ``astream_events`` consumer reading
+``on_chat_model_stream`` never sees a draft a gate may reject, nor the final
+tier's tokens twice: the answer is streamed once, by the cascade's own run.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -106,7 +114,7 @@ class ParentRun:
             The config to invoke the child with.
         """
         manager = CallbackManager(handlers=[], parent_run_id=self.run_id)
-        manager.set_handlers(list(self.handlers))
+        manager.set_handlers([withhold_tokens(h) for h in self.handlers])
         manager.add_tags(list(self.tags))
         manager.add_metadata(self.metadata)
         for handler in handlers:
@@ -117,6 +125,67 @@ class ParentRun:
         if metadata:
             config["metadata"] = metadata
         return config
+
+
+def withhold_tokens(handler: BaseCallbackHandler) -> BaseCallbackHandler:
+    """``handler`` as seen by the cascade's child runs: the same, minus tokens.
+
+    A view of the same object (it shares the handler's attributes and state, is an
+    instance of its class, and compares equal to it) whose ``on_llm_new_token``
+    does nothing. A handler whose state cannot be shared (``__slots__``) is
+    returned as it is.
+
+    Args:
+        handler: One of the caller's handlers.
+
+    Returns:
+        The view.
+    """
+    if isinstance(handler, _Withheld) or not hasattr(handler, "__dict__"):
+        return handler
+    view_class = _withheld_class(cast("type", type(handler)))
+    if view_class is None:
+        return handler
+    view: object = object.__new__(view_class)
+    try:
+        object.__setattr__(view, "__dict__", handler.__dict__)
+    except (AttributeError, TypeError):
+        return handler
+    return cast("BaseCallbackHandler", view)
+
+
+class _Withheld:
+    """Marker base of the token-withholding views."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or getattr(other, "__dict__", None) is self.__dict__
+
+    def __hash__(self) -> int:
+        return id(self.__dict__)
+
+
+def _drop_token(*args: Any, **kwargs: Any) -> None:
+    """A token event, withheld."""
+
+
+async def _adrop_token(*args: Any, **kwargs: Any) -> None:
+    """A token event, withheld."""
+
+
+@functools.cache
+def _withheld_class(cls: type) -> type | None:
+    try:
+        original = getattr(cls, "on_llm_new_token", None)
+        drop = _adrop_token if inspect.iscoroutinefunction(original) else _drop_token
+        return type(
+            f"TokensWithheld{cls.__name__}",
+            (_Withheld, cls),
+            {"on_llm_new_token": drop, "__module__": cls.__module__},
+        )
+    except TypeError:  # a final or otherwise unsubclassable handler class
+        return None
 
 
 def invoke_nested(

@@ -12,17 +12,25 @@ they do I/O.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.messages.ai import add_usage
 
 from langchain_cascade.errors import CascadeError, TierTimeoutError
+from langchain_cascade.events import ESCALATION_EVENT, REVIEW_EVENT
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
-from langchain_cascade.pricing import PriceTable, price_of, sum_known
+from langchain_cascade.pricing import PriceTable, price_of, sum_known, sum_usage
+from langchain_cascade.types import (
+    AttemptInfo,
+    CascadeMetadata,
+    CostReport,
+    EscalationEvent,
+    ReviewEvent,
+    SkippedTier,
+)
 
 __all__ = [
     "ESCALATION_EVENT",
@@ -38,9 +46,6 @@ __all__ = [
     "TierOutput",
     "decide",
 ]
-
-ESCALATION_EVENT = "cascade_escalation"
-REVIEW_EVENT = "cascade_needs_review"
 
 
 @dataclass
@@ -70,7 +75,7 @@ class Attempt:
         """The tier's call plus its gate, ``None`` when either is unknown."""
         return sum_known([self.cost, self.gate_cost])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AttemptInfo:
         """The attempt as plain JSON-ready data."""
         return {
             "tier": self.tier,
@@ -78,14 +83,14 @@ class Attempt:
             "accepted": self.accepted,
             "score": self.score,
             "reason": self.reason,
-            "usage": dict(self.usage) if self.usage else None,
+            "usage": self.usage.copy() if self.usage else None,
             "latency_s": round(self.latency_s, 6),
             "error": self.error,
             "gate": self.gate,
             "gate_latency_s": (
                 None if self.gate_latency_s is None else round(self.gate_latency_s, 6)
             ),
-            "gate_usage": {k: dict(v) for k, v in self.gate_usage.items()},
+            "gate_usage": {k: v.copy() for k, v in self.gate_usage.items()},
             "cost": self.cost,
             "gate_cost": self.gate_cost,
         }
@@ -173,9 +178,9 @@ class Outcome:
     needs_review: bool
     review_reason: str
     attempts: list[Attempt]
-    cost: dict[str, Any]
+    cost: CostReport
     format_error: str | None = None
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedTier] = field(default_factory=list)
     first_tier: int = 0
 
     @property
@@ -198,9 +203,9 @@ class Outcome:
             for part in [attempt.usage, *attempt.gate_usage.values()]
         )
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> CascadeMetadata:
         """The ``response_metadata["cascade"]`` dict."""
-        metadata = {
+        metadata: CascadeMetadata = {
             "tier": self.tier,
             "model": self.attempts[self.tier_index].model,
             "escalated": self.tier > self.first_tier,
@@ -223,22 +228,6 @@ class Outcome:
 
 MAX_ERROR_CHARS = 2000
 """Longest exception text kept in an attempt's ``error`` (the rest is cut)."""
-
-
-def sum_usage(parts: Iterable[UsageMetadata | None]) -> UsageMetadata | None:
-    """The sum of token usages, skipping ``None``; ``None`` when there is none.
-
-    Args:
-        parts: Usages.
-
-    Returns:
-        Their sum.
-    """
-    total: UsageMetadata | None = None
-    for part in parts:
-        if part:
-            total = part if total is None else add_usage(total, part)
-    return total
 
 
 def _error_text(exc: BaseException) -> str:
@@ -310,7 +299,7 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
     """
     attempts: list[Attempt] = []
     last = len(plan.models) - 1
-    skipped = [
+    skipped: list[SkippedTier] = [
         {
             "tier": tier,
             "model": plan.model_names[tier],
@@ -332,7 +321,7 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
         except Exception as exc:
             _record_error(attempt, exc, started)
             if final:
-                raise CascadeError(attempts) from exc
+                raise CascadeError([a.to_dict() for a in attempts]) from exc
             yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
             continue
         attempt.latency_s = time.perf_counter() - started
@@ -384,11 +373,11 @@ def _finish(
     attempts: list[Attempt],
     chosen: Attempt | None,
     review_reason: str,
-    skipped: list[dict[str, Any]],
+    skipped: list[SkippedTier],
 ) -> Generator[Effect, Any, Outcome]:
     """Accept ``chosen``, format it, and announce a review flag."""
     if chosen is None or chosen.message is None:
-        raise CascadeError(attempts, note=review_reason)
+        raise CascadeError([a.to_dict() for a in attempts], note=review_reason)
     chosen.accepted = True
     message, format_error = chosen.message, None
     if plan.formats:
@@ -408,21 +397,19 @@ def _finish(
         first_tier=plan.first_tier,
     )
     if outcome.needs_review:
-        yield Event(
-            REVIEW_EVENT,
-            {
-                "tier": chosen.tier,
-                "model": chosen.model,
-                "reason": review_reason,
-                "answer": message.text,
-                "attempts": len(attempts),
-            },
-        )
+        review: ReviewEvent = {
+            "tier": chosen.tier,
+            "model": chosen.model,
+            "reason": review_reason,
+            "answer": message.text,
+            "attempts": len(attempts),
+        }
+        yield Event(REVIEW_EVENT, dict(review))
     return outcome
 
 
 def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
-    return {
+    event: EscalationEvent = {
         "from_tier": attempt.tier,
         "to_tier": to_tier,
         "model": attempt.model,
@@ -430,6 +417,7 @@ def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
         "reason": attempt.reason,
         "error": attempt.error,
     }
+    return dict(event)
 
 
 def _best(attempts: Sequence[Attempt]) -> Attempt | None:
@@ -493,7 +481,7 @@ def _over_budget(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> str | No
 
 def _cost_report(
     plan: Plan, attempts: Sequence[Attempt], chosen: Attempt
-) -> dict[str, Any]:
+) -> CostReport:
     """The call's cost against the baseline of always asking the final tier.
 
     When the final tier was not called on this call, its cost is estimated from

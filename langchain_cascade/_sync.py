@@ -10,13 +10,16 @@ down without waiting, and the thread is joined before returning.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import queue
 import threading
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["run_coroutine"]
+__all__ = ["iterate_async", "run_coroutine"]
 
 T = TypeVar("T")
 
@@ -90,3 +93,95 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
+
+
+_DONE = object()
+
+
+def iterate_async(
+    make: Callable[[], AsyncIterator[T]],
+    *,
+    timeout: float | None,
+    on_timeout: Callable[[], BaseException],
+) -> Iterator[T]:
+    """Iterate ``make()`` from sync code, on a worker thread's own event loop.
+
+    Items are handed over as they come. Past ``timeout`` seconds in all, or when
+    the caller stops iterating, the iteration is cancelled on its loop and the
+    worker thread is joined before this generator returns or raises.
+
+    Args:
+        make: Builds the async iterator (on the worker thread, in a copy of the
+            caller's context).
+        timeout: Seconds the whole iteration may take; ``None``: no limit.
+        on_timeout: Builds the exception raised past ``timeout``.
+
+    Yields:
+        The iterator's items.
+
+    Raises:
+        BaseException: What the iterator raised, or ``on_timeout()``.
+    """
+    context = contextvars.copy_context()
+    items: queue.Queue[tuple[object, BaseException | None]] = queue.Queue()
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def drain() -> None:
+        state["task"] = asyncio.current_task()
+        ready.set()
+        try:
+            async for item in make():
+                items.put((item, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            items.put((_DONE, exc))
+            return
+        items.put((_DONE, None))
+
+    def work() -> None:
+        state["loop"] = asyncio.new_event_loop()
+        try:
+            _run_owned(state["loop"], context, drain())
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=work, name="cascade-sync-stream", daemon=True)
+    thread.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                if remaining is not None and remaining <= 0:
+                    raise queue.Empty
+                item, error = items.get(timeout=remaining)
+            except queue.Empty:
+                raise on_timeout() from None
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        ready.wait()
+        loop, task = state.get("loop"), state.get("task")
+        if loop is not None and task is not None and not loop.is_closed():
+            # The loop may close meanwhile: then there is nothing to cancel.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+
+
+def _run_owned(
+    loop: asyncio.AbstractEventLoop,
+    context: contextvars.Context,
+    coro: Coroutine[Any, Any, None],
+) -> None:
+    """Run ``coro`` on ``loop`` with an executor of its own, then close both."""
+    executor = ThreadPoolExecutor(thread_name_prefix="cascade-worker")
+    loop.set_default_executor(executor)
+    try:
+        context.run(loop.run_until_complete, coro)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        _close(loop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import math
@@ -40,7 +41,12 @@ from langchain_core.output_parsers import (
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    LLMResult,
+)
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -73,20 +79,27 @@ from langchain_cascade._run import (
     TierOutput,
     decide,
 )
+from langchain_cascade._sync import iterate_async, run_coroutine
 from langchain_cascade._tiers import (
     chat_model_of,
     fingerprint,
     model_name,
     with_tools,
 )
+from langchain_cascade.errors import TierTimeoutError
+from langchain_cascade.events import (
+    FORMATTER_TAG,
+    GATE_TAG,
+    LS_PROVIDER,
+    NOSTREAM_TAG,
+    tier_tag,
+)
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 from langchain_cascade.sticky import StickyScope, sticky_tier
 
-__all__ = ["CascadingChatModel", "model_name"]
+__all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
-LS_PROVIDER = "langchain_cascade"
-"""The ``ls_provider`` of the cascade's own chat-model runs (how to tell them apart)."""
 
 _STREAM_PARENT = "_cascade_stream_parent"
 _PRIVATE_KWARGS = (_STREAM_PARENT,)
@@ -555,11 +568,18 @@ class CascadingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
-        while (effect := steps.next()) is not None:
-            try:
-                steps.send(await call.aperform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    steps.send(await call.aperform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        except asyncio.CancelledError as exc:
+            # LangChain's agenerate ends no run when its caller is cancelled;
+            # end the cascade's, so handlers (a monitor) do not keep it forever.
+            if run_manager is not None:
+                await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
+            raise
         return self._chat_result(steps.outcome)
 
     def _stream(
@@ -1024,16 +1044,46 @@ class _AsyncTierStream:
     """A live tier streamed asynchronously; ``output`` is set once it is drained."""
 
     source: AsyncIterator[Any]
+    timeout: float | None = None
     output: TierOutput | None = None
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
         merged: AIMessageChunk | None = None
-        async for item in self.source:
+        async for item in self._items():
             chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
                 yield live
         self.output = _merged_output(merged)
+
+    async def _items(self) -> AsyncIterator[Any]:
+        """The source's items; past ``timeout`` in all, closed and timed out.
+
+        The deadline covers only the waits for the tier, never the consumer's
+        time between chunks.
+        """
+        if self.timeout is None:
+            async for item in self.source:
+                yield item
+            return
+        at = asyncio.get_running_loop().time() + self.timeout
+        try:
+            while True:
+                deadline = asyncio.timeout_at(at)
+                try:
+                    async with deadline:
+                        item = await anext(self.source)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if deadline.expired():
+                        raise TierTimeoutError(self.timeout) from None
+                    raise
+                yield item
+        finally:
+            aclose = getattr(self.source, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def _merged_output(merged: AIMessageChunk | None) -> TierOutput:
@@ -1059,7 +1109,7 @@ class _Call:
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
             run_name=f"tier {tier}: {self.plan.model_names[tier]}",
-            tags=[f"cascade:tier:{tier}", "nostream"],
+            tags=[tier_tag(tier), NOSTREAM_TAG],
             metadata={"cascade_tier": tier},
         )
 
@@ -1068,7 +1118,7 @@ class _Call:
     ) -> RunnableConfig:
         return self.parent.child_config(
             run_name=effect.gate.gate_name,
-            tags=["cascade:gate", "nostream"],
+            tags=[GATE_TAG, NOSTREAM_TAG],
             metadata={"cascade_tier": effect.gate_input.tier},
             handlers=[usage],
         )
@@ -1078,7 +1128,7 @@ class _Call:
 
     def formatter_config(self) -> RunnableConfig:
         return self.parent.child_config(
-            run_name="formatter", tags=["cascade:formatter", "nostream"]
+            run_name="formatter", tags=[FORMATTER_TAG, NOSTREAM_TAG]
         )
 
     def streams_live(self, effect: Effect) -> bool:
@@ -1087,14 +1137,30 @@ class _Call:
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
+    async def _atier(self, effect: CallTier) -> Any:
+        return await ainvoke_nested(
+            self.runnables[effect.tier],
+            self.plan.messages,
+            self.tier_config(effect.tier),
+            **self._tier_kwargs(),
+        )
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, CallTier):
-            value = invoke_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
+            if effect.timeout is None:
+                value = invoke_nested(
+                    self.runnables[effect.tier],
+                    self.plan.messages,
+                    self.tier_config(effect.tier),
+                    **self._tier_kwargs(),
+                )
+            else:  # cancellable: the tier's async path on a worker thread
+                seconds = effect.timeout
+                value = run_coroutine(
+                    lambda: self._atier(effect),
+                    timeout=seconds,
+                    on_timeout=lambda: TierTimeoutError(seconds),
+                )
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
@@ -1113,12 +1179,14 @@ class _Call:
 
     async def aperform(self, effect: Effect) -> Any:
         if isinstance(effect, CallTier):
-            value = await ainvoke_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
+            deadline = asyncio.timeout(effect.timeout)
+            try:
+                async with deadline:
+                    value = await self._atier(effect)
+            except TimeoutError:
+                if effect.timeout is not None and deadline.expired():
+                    raise TierTimeoutError(effect.timeout) from None
+                raise
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
@@ -1144,12 +1212,27 @@ class _Call:
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
         merged: AIMessageChunk | None = None
-        for item in stream_nested(
-            self.runnables[effect.tier],
-            self.plan.messages,
-            self.tier_config(effect.tier),
-            **self._tier_kwargs(),
-        ):
+        source: Iterator[Any]
+        if effect.timeout is None:
+            source = stream_nested(
+                self.runnables[effect.tier],
+                self.plan.messages,
+                self.tier_config(effect.tier),
+                **self._tier_kwargs(),
+            )
+        else:  # cancellable: the tier's async stream on a worker thread
+            seconds = effect.timeout
+            source = iterate_async(
+                lambda: astream_nested(
+                    self.runnables[effect.tier],
+                    self.plan.messages,
+                    self.tier_config(effect.tier),
+                    **self._tier_kwargs(),
+                ),
+                timeout=seconds,
+                on_timeout=lambda: TierTimeoutError(seconds),
+            )
+        for item in source:
             chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
@@ -1165,4 +1248,27 @@ class _Call:
                 self.tier_config(effect.tier),
                 **self._tier_kwargs(),
             ),
+            timeout=effect.timeout,
         )
+
+
+def prepare_call(
+    cascade: CascadingChatModel,
+    messages: list[BaseMessage],
+    parent: ParentRun,
+    kwargs: dict[str, Any],
+) -> _Call:
+    """The plan and drivers ``invoke`` would build for ``messages`` (used by collect).
+
+    Args:
+        cascade: The cascade.
+        messages: The conversation.
+        parent: The run the tiers' and gates' runs nest under.
+        kwargs: Call kwargs as a binding passes them (``tools``,
+            ``structured_output``, ``stop``...).
+
+    Returns:
+        The call, ready to perform the effects of ``decide(call.plan)``.
+    """
+    stop = kwargs.pop("stop", None)
+    return cascade._start_call(messages, stop, None, {**kwargs, _STREAM_PARENT: parent})

@@ -25,6 +25,7 @@ to ``rearm_below`` (hysteresis: a rate hovering at the threshold warns once).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -32,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, dispatch_custom_event
@@ -40,9 +41,14 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import ensure_config
 
-from langchain_cascade._run import ESCALATION_EVENT, REVIEW_EVENT
-from langchain_cascade.chat_models import LS_PROVIDER
 from langchain_cascade.errors import CascadeError
+from langchain_cascade.events import (
+    ESCALATION_EVENT,
+    LS_PROVIDER,
+    REVIEW_EVENT,
+    WARNING_EVENT,
+)
+from langchain_cascade.types import AttemptInfo, CascadeMetadata
 
 __all__ = [
     "REVIEW_EVENT",
@@ -59,8 +65,8 @@ __all__ = [
 logger = logging.getLogger("langchain_cascade")
 
 
-WARNING_EVENT = "cascade_escalation_warning"
-"""Custom event the monitor dispatches when the escalation rate passes its limit."""
+_CANCELLED = (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)
+"""What a call ends with when its caller stopped it: not a failure."""
 
 _EPS = 1e-9  # rates are ratios of counts: compare them with a hair of tolerance
 
@@ -190,6 +196,9 @@ class MonitorSummary:
     Attributes:
         calls: Calls the cascade answered.
         failed_calls: Calls that raised (the final tier failed).
+        cancelled_calls: Calls cancelled by their caller (``asyncio`` cancellation,
+            a client timeout) or streams the consumer closed before the end;
+            neither answered nor failed.
         escalated_calls: Answered calls answered past tier 0.
         escalation_rate: ``escalated_calls / calls``.
         needs_review: Answered calls flagged for human review.
@@ -208,6 +217,7 @@ class MonitorSummary:
 
     calls: int
     failed_calls: int
+    cancelled_calls: int
     escalated_calls: int
     escalation_rate: float | None
     needs_review: int
@@ -228,7 +238,8 @@ class MonitorSummary:
     def __str__(self) -> str:
         cost = self.cost
         lines = [
-            f"cascade monitor: {self.calls} calls, {self.failed_calls} failed",
+            f"cascade monitor: {self.calls} calls, {self.failed_calls} failed,"
+            f" {self.cancelled_calls} cancelled",
             f"  escalated   {self.escalated_calls} ({_pct(self.escalation_rate)})"
             f"   window {self.window.escalated}/{self.window.calls}"
             f" ({_pct(self.window.escalation_rate)},"
@@ -431,7 +442,8 @@ class CascadeMonitor(BaseCallbackHandler):
 
     It reads each call from the cascade's own run (``on_llm_end`` of the run whose
     answer carries ``response_metadata["cascade"]``) and ignores the tiers' and
-    gates' child runs. Calls that raise are counted as ``failed_calls``, and the
+    gates' child runs. Calls that raise are counted as ``failed_calls`` (calls
+    cancelled by their caller and streams closed early as ``cancelled_calls``), and the
     attempts a :class:`~langchain_cascade.CascadeError` carries are added to the
     tiers. A cascade used as a tier of another cascade is not counted itself: its
     caller is. One monitor per cascade: the tiers of different cascades would be
@@ -524,6 +536,7 @@ class CascadeMonitor(BaseCallbackHandler):
         """Forget every aggregate (the lock is held or not yet shared)."""
         self._calls = 0
         self._failed_calls = 0
+        self._cancelled_calls = 0
         self._escalated = 0
         self._needs_review = 0
         self._attempt_errors = 0
@@ -579,6 +592,7 @@ class CascadeMonitor(BaseCallbackHandler):
             return MonitorSummary(
                 calls=self._calls,
                 failed_calls=self._failed_calls,
+                cancelled_calls=self._cancelled_calls,
                 escalated_calls=self._escalated,
                 escalation_rate=_ratio(self._escalated, self._calls),
                 needs_review=self._needs_review,
@@ -671,10 +685,18 @@ class CascadeMonitor(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Count a cascade call that raised, and the attempts its error carries."""
+        """Count a cascade call that raised, and the attempts its error carries.
+
+        A cancelled call (``CancelledError``, ``KeyboardInterrupt``) or a stream the
+        consumer closed early (``GeneratorExit``) is forgotten and counted as
+        cancelled, not failed.
+        """
         with self._lock:
             run = self._runs.pop(run_id, None)
             if run is None or run.nested:
+                return
+            if isinstance(error, _CANCELLED):
+                self._cancelled_calls += 1
                 return
             self._failed_calls += 1
             if isinstance(error, CascadeError):
@@ -715,7 +737,7 @@ class CascadeMonitor(BaseCallbackHandler):
 
     def _record_call(
         self,
-        meta: Mapping[str, Any],
+        meta: CascadeMetadata,
         wall_s: float,
         cascade: str | None,
         run_id: UUID,
@@ -737,7 +759,8 @@ class CascadeMonitor(BaseCallbackHandler):
         self._cost.add(meta.get("cost"))
         return self._slide(escalated=escalated, cascade=cascade, run_id=run_id)
 
-    def _record_attempts(self, attempts: object) -> None:
+    def _record_attempts(self, attempts: Sequence[AttemptInfo] | None) -> None:
+        # Hand-built or older metadata may lack fields: read what is there.
         if not isinstance(attempts, Sequence):
             return
         last = len(attempts) - 1
@@ -831,7 +854,7 @@ class CascadeMonitor(BaseCallbackHandler):
 
 def _cascade_metadata(
     response: LLMResult,
-) -> tuple[Mapping[str, Any] | None, str | None]:
+) -> tuple[CascadeMetadata | None, str | None]:
     """The ``cascade`` metadata of a run's answer and the cascade's name."""
     for generations in response.generations:
         for generation in generations:
@@ -841,11 +864,12 @@ def _cascade_metadata(
             meta = message.response_metadata.get("cascade")
             if isinstance(meta, Mapping):
                 name = message.response_metadata.get("model_name")
-                return meta, name if isinstance(name, str) else None
+                typed = cast("CascadeMetadata", meta)
+                return typed, name if isinstance(name, str) else None
     return None, None
 
 
-def _attempts_time(meta: Mapping[str, Any]) -> float:
+def _attempts_time(meta: CascadeMetadata) -> float:
     attempts = meta.get("attempts")
     if not isinstance(attempts, Sequence):
         return 0.0

@@ -68,6 +68,11 @@ class GateInput(BaseModel):
         return response_text(self.response)
 
     @property
+    def tool_calls_only(self) -> bool:
+        """Whether the answer is tool calls with no text (nothing for a text gate)."""
+        return bool(self.response.tool_calls) and not self.text.strip()
+
+    @property
     def question(self) -> str:
         """The text of the last human message (the question being answered)."""
         for message in reversed(self.messages):

@@ -11,9 +11,8 @@ from pydantic import ValidationError
 from langchain_cascade import CascadeError, CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import HedgingGate
 from langchain_cascade.pricing import ModelPrice, price_of, sum_known
-from tests.unit_tests.fake_models import ScriptedChatModel
+from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
 from tests.unit_tests.run_recorder import RunRecorder
-from tests.unit_tests.test_chat_models import MODES, call, cascade_meta, tiers
 
 CHEAP = ModelPrice(input_per_million=1.0, output_per_million=2.0)
 STRONG = ModelPrice(input_per_million=10.0, output_per_million=30.0, per_call=0.001)
@@ -33,7 +32,6 @@ def test_model_price_cost() -> None:
         ModelPrice(input_per_million=-1, output_per_million=0)
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_costs_of_attempts_total_and_baseline(mode: str) -> None:
     # Each scripted reply spends 3 input and 2 output tokens.
     cascade = CascadingChatModel(
@@ -105,7 +103,6 @@ def test_gate_model_calls_are_recorded_and_priced() -> None:
 # --- budget ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_budget_returns_best_answer_so_far_flagged(mode: str) -> None:
     recorder = RunRecorder()
     strong = ScriptedChatModel(model="m1", reply="Paris")
@@ -170,7 +167,6 @@ def test_max_cost_must_be_positive() -> None:
 # --- review event ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_needs_review_fires_the_review_event(mode: str) -> None:
     recorder = RunRecorder()
     cascade = CascadingChatModel(
@@ -201,7 +197,6 @@ def test_no_review_event_when_the_answer_is_fine() -> None:
 # --- formatter ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_formatter_applies_to_every_final_answer(mode: str) -> None:
     recorder = RunRecorder()
     cascade = CascadingChatModel(
