@@ -363,8 +363,9 @@ class _Call:
         """The chosen tier's response, its answer carrying the cascade's story."""
         assert outcome is not None  # noqa: S101 - the loop always ends with one
         chosen = self.responses[outcome.tier]
-        story = outcome.metadata()
-        story["usage"] = outcome.usage
+        # The cascade's story, plus the call's total tokens: the kept answer's
+        # own usage_metadata stays the answering tier's.
+        story: dict[str, Any] = {**outcome.metadata(), "usage": outcome.usage}
         answer = _ai_message(chosen)
         tagged = answer.model_copy(
             update={"response_metadata": {**answer.response_metadata, "cascade": story}}
