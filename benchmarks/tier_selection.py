@@ -1,0 +1,293 @@
+"""Tier selection by measurement: which local models a cascade here should use.
+
+Candidates: every model in the registry (``langchain_cascade.local_models``). A
+brief look for more (the registry's package index lists, searched for GGUF /
+SmolLM / Qwen / TinyLlama / Phi / Gemma model packages) found only those already
+examined in ``shared/docs/local-models.md``: a Gemma-3-270M *base* model (no chat
+template, garbage in chat) and a DeepSeek-R1-7B split of which only 2 of ~48
+parts exist; neither can be a tier.
+
+Measured on this machine, side by side in one run:
+
+- speed: llama.cpp's own timings of an uncached ~300-token prompt (prompt
+  tokens/s) and of 64 generated tokens (generation tokens/s), three rounds with
+  the models taking turns, medians;
+- memory: the resident size of each model's server process;
+- accuracy: on the workload's *fitting* sample (``benchmarks.workload``), never
+  on the held-out or demo questions.
+
+Then every tier set that ends with the strongest model is fitted on the fitting
+sample (``calibrate``: cheapest thresholds that keep the strongest tier's
+accuracy) under prices proportional to the measured compute; the set with the
+lowest cost is chosen and a tier outside it is dropped: it does not pay.
+
+Run: ``python -m benchmarks.tier_selection`` (writes
+``benchmarks/results/tier_selection.{md,json}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS_DIR, resolve_data_dir
+from benchmarks.workload import (
+    ALL_TIERS,
+    HEADLINE,
+    WORD_PROBLEM,
+    SampleData,
+    alone,
+    fit,
+    gather,
+    load_sample,
+)
+from langchain_cascade.local_models import LocalModels
+
+DOLLARS_PER_HOUR = 1.0
+"""The compute-proportional example prices charge this machine's time at $1/hour."""
+
+_FILLER = load_sample  # the prompt text comes from the data (see _prompt_text)
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 - loopback server we started
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=600) as response:
+        data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+def _prompt_text(data_dir: Path, round_: int) -> str:
+    """About 300 tokens of real headlines, different each round (no prompt cache)."""
+    path = data_dir / "frugalgpt-headlines" / "train.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = 4000 + 40 * round_
+    body = " ".join(
+        line.split('"')[1] for line in lines[start : start + 20] if '"' in line
+    )
+    return f"Round {round_}. Summarise these headlines in one word: {body}"
+
+
+def measure_speed(
+    models: LocalModels, data_dir: Path, rounds: int = 3
+) -> dict[str, dict[str, float]]:
+    """Median prompt and generation tokens/s per model (llama.cpp's timings)."""
+    samples: dict[str, dict[str, list[float]]] = {
+        n: {"prompt": [], "gen": []} for n in models.names
+    }
+    for r in range(rounds):
+        order = list(models.names) if r % 2 == 0 else list(reversed(models.names))
+        for name in order:
+            url = f"{models.base_url(name)}/chat/completions"
+            t = _post(
+                url,
+                {
+                    "model": name,
+                    "messages": [
+                        {"role": "user", "content": _prompt_text(data_dir, r)}
+                    ],
+                    "max_tokens": 1,
+                    "temperature": 0,
+                },
+            )["timings"]
+            samples[name]["prompt"].append(t["prompt_per_second"])
+            t = _post(
+                url,
+                {
+                    "model": name,
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": f"Write the numbers from {r * 300} to "
+                            f"{r * 300 + 200}, separated by commas.",
+                        }
+                    ],
+                    "max_tokens": 64,
+                    "temperature": 0,
+                },
+            )["timings"]
+            samples[name]["gen"].append(t["predicted_per_second"])
+    return {
+        n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()
+    }
+
+
+def rss_mb(pid: int | None) -> float:
+    """Resident memory of a process in MB (NaN when unknown)."""
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def prices_per_million(speed: dict[str, float]) -> tuple[float, float]:
+    """$ per 1M (input, output) tokens: seconds per token at $1 per hour."""
+    per_second = DOLLARS_PER_HOUR / 3600
+    return (
+        1e6 * per_second / speed["prompt"],
+        1e6 * per_second / speed["gen"],
+    )
+
+
+def tier_sets() -> list[tuple[str, ...]]:
+    """Every set of two or more tiers that ends with the strongest model."""
+    strongest = ALL_TIERS[-1]
+    cheaper = ALL_TIERS[:-1]
+    return [
+        (*combo, strongest)
+        for k in range(1, len(cheaper) + 1)
+        for combo in itertools.combinations(cheaper, k)
+    ]
+
+
+def select(fit_data: SampleData) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """Fit every tier set on the fitting sample; the cheapest one is chosen."""
+    rows: list[dict[str, Any]] = []
+    strong_cost = alone(fit_data, len(ALL_TIERS) - 1).cost
+    for names in tier_sets():
+        sub = fit_data.subset(names)
+        fitted = fit(sub)
+        rows.append(
+            {
+                "tiers": list(names),
+                "fit_cost_vs_strongest": fitted.result.cost / strong_cost,
+                "fit_accuracy": fitted.result.quality,
+                "gate_weight": fitted.weight,
+                "thresholds": list(fitted.thresholds),
+            }
+        )
+    best = min(
+        rows, key=lambda r: (round(r["fit_cost_vs_strongest"], 9), len(r["tiers"]))
+    )
+    return tuple(best["tiers"]), rows
+
+
+def short(name: str) -> str:
+    return name.replace("qwen2.5-coder-", "Qwen-").replace("smollm2-", "SmolLM2-")
+
+
+def report(
+    speeds: dict[str, dict[str, float]],
+    memory: dict[str, float],
+    fit_data: SampleData,
+    chosen: tuple[str, ...],
+    sets: list[dict[str, Any]],
+    *,
+    load: str,
+) -> str:
+    h, g = fit_data.kind_mask(HEADLINE), fit_data.kind_mask(WORD_PROBLEM)
+    lines = [
+        "# Tier selection by measurement",
+        "",
+        "Produced by `python -m benchmarks.tier_selection`. Speeds: llama.cpp's timings, "
+        "medians of 3 rounds with the models taking turns (xllamacpp, 2 threads per "
+        f"server, {load}: the 2 cores are shared with other sessions, read the ratios). "
+        f"Accuracy: the workload's fitting sample ({len(fit_data.items)} queries: "
+        f"{int(h.sum())} HEADLINES, {int(g.sum())} GSM8K), never the held-out or demo "
+        "questions. Price = seconds per token at $1 per hour of this machine.",
+        "",
+        "| candidate | accuracy (all) | HEADLINES | GSM8K | prompt tok/s | gen tok/s | "
+        "server RSS | $ / 1M in | $ / 1M out | verdict | why |",
+        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|:---|",
+    ]
+    strongest = ALL_TIERS[-1]
+    for j, name in enumerate(ALL_TIERS):
+        acc = fit_data.correct[:, j]
+        p_in, p_out = prices_per_million(speeds[name])
+        if name in chosen:
+            verdict = "chosen"
+            why = (
+                "the strongest tier: the quality bar"
+                if name == strongest
+                else "the cheapest tier set on the fitting sample keeps it"
+            )
+        else:
+            verdict = "dropped"
+            without = min(
+                (r for r in sets if name not in r["tiers"]),
+                key=lambda r: r["fit_cost_vs_strongest"],
+            )
+            with_it = min(
+                (r for r in sets if name in r["tiers"]),
+                key=lambda r: r["fit_cost_vs_strongest"],
+            )
+            why = (
+                f"does not pay: best set with it costs "
+                f"{with_it['fit_cost_vs_strongest']:.0%} of the strongest alone, "
+                f"without it {without['fit_cost_vs_strongest']:.0%}"
+            )
+        lines.append(
+            f"| {short(name)} | {acc.mean():.0%} | {acc[h].mean():.0%} | "
+            f"{acc[g].mean():.0%} | {speeds[name]['prompt']:.0f} | "
+            f"{speeds[name]['gen']:.1f} | {memory[name]:.0f} MB | {p_in:.2f} | "
+            f"{p_out:.2f} | {verdict} | {why} |"
+        )
+    lines += [
+        "",
+        "## Tier sets fitted on the fitting sample (compute-proportional prices)",
+        "",
+        "| tiers | fit cost vs strongest alone | fit accuracy | gate weight | thresholds |",
+        "|:---|---:|---:|---:|---:|",
+    ]
+    for r in sets:
+        lines.append(
+            f"| {' -> '.join(short(n) for n in r['tiers'])}"
+            f"{' (chosen)' if tuple(r['tiers']) == chosen else ''} | "
+            f"{r['fit_cost_vs_strongest']:.0%} | {r['fit_accuracy']:.0%} | "
+            f"{r['gate_weight']:g} | {', '.join(f'{t:.3f}' for t in r['thresholds'])} |"
+        )
+    lines += [
+        "",
+        "Other candidates: none usable was found in the registry packages (see the "
+        "module docstring).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    data_dir = resolve_data_dir(args.data_dir)
+    load = f"load average {Path('/proc/loadavg').read_text().split()[0]} at the start"
+    started = time.perf_counter()
+    with LocalModels(ALL_TIERS) as models:
+        speeds = measure_speed(models, data_dir)
+        memory = {n: rss_mb(models.server(n).pid) for n in ALL_TIERS}
+        fit_data = gather("fit", data_dir, 16.0, models)
+    chosen, sets = select(fit_data)
+    text = report(speeds, memory, fit_data, chosen, sets, load=load)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "tier_selection.md").write_text(text + "\n", encoding="utf-8")
+    result = {
+        "chosen": list(chosen),
+        "speeds": speeds,
+        "memory_mb": memory,
+        "prices_per_million": {n: prices_per_million(speeds[n]) for n in ALL_TIERS},
+        "sets": sets,
+        "load": load,
+    }
+    (args.out_dir / "tier_selection.json").write_text(
+        json.dumps(result, indent=2) + "\n", encoding="utf-8"
+    )
+    print(text)
+    print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
