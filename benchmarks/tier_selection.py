@@ -41,19 +41,18 @@ from benchmarks.common import RESULTS_DIR, resolve_data_dir
 from benchmarks.workload import (
     ALL_TIERS,
     HEADLINE,
+    THREADS,
     WORD_PROBLEM,
     SampleData,
     alone,
     fit,
     gather,
-    load_sample,
 )
 from langchain_cascade.local_models import LocalModels
+from langchain_cascade.pricing import ModelPrice
 
 DOLLARS_PER_HOUR = 1.0
 """The compute-proportional example prices charge this machine's time at $1/hour."""
-
-_FILLER = load_sample  # the prompt text comes from the data (see _prompt_text)
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +141,16 @@ def prices_per_million(speed: dict[str, float]) -> tuple[float, float]:
     )
 
 
+def measured_prices(speeds: dict[str, dict[str, float]]) -> dict[str, ModelPrice]:
+    """The compute-proportional price table of these measurements."""
+    return {
+        name: ModelPrice(input_per_million=p_in, output_per_million=p_out)
+        for name, (p_in, p_out) in (
+            (n, prices_per_million(s)) for n, s in speeds.items()
+        )
+    }
+
+
 def tier_sets() -> list[tuple[str, ...]]:
     """Every set of two or more tiers that ends with the strongest model."""
     strongest = ALL_TIERS[-1]
@@ -193,7 +202,7 @@ def report(
         "# Tier selection by measurement",
         "",
         "Produced by `python -m benchmarks.tier_selection`. Speeds: llama.cpp's timings, "
-        "medians of 3 rounds with the models taking turns (xllamacpp, 2 threads per "
+        f"medians of 3 rounds with the models taking turns (xllamacpp, {THREADS} thread per "
         f"server, {load}: the 2 cores are shared with other sessions, read the ratios). "
         f"Accuracy: the workload's fitting sample ({len(fit_data.items)} queries: "
         f"{int(h.sum())} HEADLINES, {int(g.sum())} GSM8K), never the held-out or demo "
@@ -265,10 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     load = f"load average {Path('/proc/loadavg').read_text().split()[0]} at the start"
     started = time.perf_counter()
-    with LocalModels(ALL_TIERS) as models:
+    with LocalModels(ALL_TIERS, n_threads=THREADS) as models:
         speeds = measure_speed(models, data_dir)
         memory = {n: rss_mb(models.server(n).pid) for n in ALL_TIERS}
         fit_data = gather("fit", data_dir, 16.0, models)
+    fit_data.prices = measured_prices(speeds)
     chosen, sets = select(fit_data)
     text = report(speeds, memory, fit_data, chosen, sets, load=load)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,11 @@ FORMAT = RegexGate(
     description="a label or an 'Answer: <number>' line",
 )
 
+THREADS = 1
+"""CPU threads per model server in the benchmarks: on 2 cores shared with other
+jobs, two threads per server spin-wait on each other (SmolLM2 generated at
+1.2 tokens/s with 2 threads under load); one thread per server does not."""
+
 API_PRICES = {
     "gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60),
     "gpt-4o": ModelPrice(input_per_million=2.50, output_per_million=10.00),
@@ -371,6 +376,7 @@ class SampleData:
     out_tokens: np.ndarray
     latencies: np.ndarray  # measured during the collection (one query at a time)
     ratio: float  # the API price ratio of :attr:`api_costs`
+    prices: Mapping[str, ModelPrice] | None = None  # None: the registry's example
 
     def kind_mask(self, kind: str) -> np.ndarray:
         return np.array([it.kind == kind for it in self.items])
@@ -383,8 +389,8 @@ class SampleData:
 
     @property
     def costs(self) -> np.ndarray:
-        """Costs under the compute-proportional example prices."""
-        return self.costs_under(compute_prices(self.names))
+        """Costs under the compute-proportional prices (the registry's by default)."""
+        return self.costs_under(self.prices or compute_prices(self.names))
 
     @property
     def api_costs(self) -> np.ndarray:
@@ -403,6 +409,7 @@ class SampleData:
             out_tokens=self.out_tokens[:, cols],
             latencies=self.latencies[:, cols],
             ratio=self.ratio,
+            prices=self.prices,
         )
 
 
@@ -773,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit_all = gather("fit", data_dir, args.ratio, None)
         test_all = gather("heldout", data_dir, args.ratio, None)
     else:
-        with LocalModels(ALL_TIERS) as models:
+        with LocalModels(ALL_TIERS, n_threads=THREADS) as models:
             fit_all = gather("fit", data_dir, args.ratio, models)
             test_all = gather("heldout", data_dir, args.ratio, models)
     fit_data, test = fit_all.subset(names), test_all.subset(names)

@@ -30,7 +30,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 
-from benchmarks.workload import WORD_PROBLEM, api_prices, is_correct
+from benchmarks.workload import THREADS, WORD_PROBLEM, api_prices, is_correct
 from examples.demo_cascade import build_cascade, load_thresholds, tier_models
 from examples.questions import Item, demo_questions
 from langchain_cascade import CascadeMonitor
@@ -135,7 +135,7 @@ def run(
     api = api_prices(names, ratio)
     rows: list[Row] = []
     monitor = CascadeMonitor(escalation_warning=None)
-    with LocalModels(names) as models:
+    with LocalModels(names, n_threads=THREADS) as models:
         tiers = tier_models(models, names)
         cascade = build_cascade(tiers, fitted, compute)
         for i, item in enumerate(items, 1):
@@ -220,8 +220,8 @@ def report(rows: list[Row], fitted: dict[str, Any], ratio: float) -> None:
     strong_name = SHORT[names[-1]]
     prices = example_prices()
     print(
-        f"Cascade {' -> '.join(SHORT[n] for n in names)} (local, xllamacpp, 2 CPU "
-        f"threads), gate {fitted['gate']} >= "
+        f"Cascade {' -> '.join(SHORT[n] for n in names)} (local, xllamacpp, "
+        f"{THREADS} CPU thread per server), gate {fitted['gate']} >= "
         f"{', '.join(f'{t:.3f}' for t in fitted['thresholds'])}, fitted on "
         f"{fitted['fitted_on']}."
     )

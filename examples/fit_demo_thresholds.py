@@ -15,7 +15,14 @@ import argparse
 import json
 
 from benchmarks.common import resolve_data_dir
-from benchmarks.workload import ALL_TIERS, chosen_tiers, demo_config, fit, gather
+from benchmarks.workload import (
+    ALL_TIERS,
+    THREADS,
+    chosen_tiers,
+    demo_config,
+    fit,
+    gather,
+)
 from examples.demo_cascade import THRESHOLDS_FILE
 from langchain_cascade.local_models import LocalModels
 
@@ -29,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_cache:
         data = gather("fit", data_dir, 16.0, None)
     else:
-        with LocalModels(ALL_TIERS) as models:
+        with LocalModels(ALL_TIERS, n_threads=THREADS) as models:
             data = gather("fit", data_dir, 16.0, models)
     names = chosen_tiers()
     sub = data.subset(names)
