@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (see README.md):
 #   make demo   a three-tier cascade of real local models answering real questions
-#   make test   lint, type checks and the whole test suite, real-model tests included
+#   make test   lint, type checks, the whole test suite (real-model tests included)
+#               and the docstring examples of the package (doctests)
 # Each sets itself up: a virtual environment in .venv, pinned dependencies, the models.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -25,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy langchain_cascade tests examples benchmarks
 
 test: lint
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests langchain_cascade
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit_tests

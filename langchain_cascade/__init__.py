@@ -9,12 +9,21 @@ from __future__ import annotations
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from langchain_cascade import events, types
 from langchain_cascade.chat_models import CascadingChatModel
 from langchain_cascade.collect import CollectedScores, collect
-from langchain_cascade.errors import CascadeError
+from langchain_cascade.errors import CascadeError, TierTimeoutError
 from langchain_cascade.gates.base import GateInput, GateResult
 from langchain_cascade.monitor import CascadeMonitor, MonitorSummary
 from langchain_cascade.pricing import ModelPrice
+from langchain_cascade.types import (
+    AttemptInfo,
+    CascadeMetadata,
+    CostReport,
+    EscalationEvent,
+    ReviewEvent,
+    SkippedTier,
+)
 
 if TYPE_CHECKING:
     from langchain_cascade.calibration import CalibrationResult, calibrate
@@ -25,18 +34,27 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a check
     __version__ = ""
 
 __all__ = [
+    "AttemptInfo",
     "CalibrationResult",
     "CascadeError",
+    "CascadeMetadata",
     "CascadeMonitor",
     "CascadingChatModel",
     "CollectedScores",
+    "CostReport",
+    "EscalationEvent",
     "GateInput",
     "GateResult",
     "ModelPrice",
     "MonitorSummary",
+    "ReviewEvent",
+    "SkippedTier",
+    "TierTimeoutError",
     "__version__",
     "calibrate",
     "collect",
+    "events",
+    "types",
 ]
 
 _LAZY = {"calibrate", "CalibrationResult"}

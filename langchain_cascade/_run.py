@@ -14,15 +14,23 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.messages.ai import add_usage
 
-from langchain_cascade.errors import CascadeError
+from langchain_cascade.errors import CascadeError, TierTimeoutError
+from langchain_cascade.events import ESCALATION_EVENT, REVIEW_EVENT
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
-from langchain_cascade.pricing import PriceTable, price_of, sum_known
+from langchain_cascade.pricing import PriceTable, price_of, sum_known, sum_usage
+from langchain_cascade.types import (
+    AttemptInfo,
+    CascadeMetadata,
+    CostReport,
+    EscalationEvent,
+    ReviewEvent,
+    SkippedTier,
+)
 
 __all__ = [
     "ESCALATION_EVENT",
@@ -38,9 +46,6 @@ __all__ = [
     "TierOutput",
     "decide",
 ]
-
-ESCALATION_EVENT = "cascade_escalation"
-REVIEW_EVENT = "cascade_needs_review"
 
 
 @dataclass
@@ -70,7 +75,7 @@ class Attempt:
         """The tier's call plus its gate, ``None`` when either is unknown."""
         return sum_known([self.cost, self.gate_cost])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AttemptInfo:
         """The attempt as plain JSON-ready data."""
         return {
             "tier": self.tier,
@@ -78,14 +83,14 @@ class Attempt:
             "accepted": self.accepted,
             "score": self.score,
             "reason": self.reason,
-            "usage": dict(self.usage) if self.usage else None,
+            "usage": self.usage.copy() if self.usage else None,
             "latency_s": round(self.latency_s, 6),
             "error": self.error,
             "gate": self.gate,
             "gate_latency_s": (
                 None if self.gate_latency_s is None else round(self.gate_latency_s, 6)
             ),
-            "gate_usage": {k: dict(v) for k, v in self.gate_usage.items()},
+            "gate_usage": {k: v.copy() for k, v in self.gate_usage.items()},
             "cost": self.cost,
             "gate_cost": self.gate_cost,
         }
@@ -104,17 +109,27 @@ class Plan:
     prices: PriceTable = field(default_factory=dict)
     max_cost: float | None = None
     formats: bool = False
+    first_tier: int = 0
+    skip_reason: str = ""
+    timeouts: Sequence[float | None] = ()
+
+    def timeout(self, tier: int) -> float | None:
+        """Seconds tier ``tier`` may take, ``None`` for no limit."""
+        return self.timeouts[tier] if tier < len(self.timeouts) else None
 
 
 @dataclass(frozen=True)
 class CallTier:
     """Effect: call tier ``tier``. ``live`` lets a streaming driver pass its tokens on.
 
-    The driver answers with a :class:`TierOutput`.
+    The driver answers with a :class:`TierOutput`. With a ``timeout``, the driver
+    cancels the tier past that many seconds and throws
+    :class:`~langchain_cascade.errors.TierTimeoutError`.
     """
 
     tier: int
     live: bool
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -163,29 +178,43 @@ class Outcome:
     needs_review: bool
     review_reason: str
     attempts: list[Attempt]
-    cost: dict[str, Any]
+    cost: CostReport
     format_error: str | None = None
+    skipped: list[SkippedTier] = field(default_factory=list)
+    first_tier: int = 0
+
+    @property
+    def usage_unknown_tiers(self) -> list[int]:
+        """The tiers whose attempt's tokens are unknown (no usage reported, or raised)."""
+        return [a.tier for a in self.attempts if a.usage is None]
 
     @property
     def usage(self) -> UsageMetadata | None:
-        """Tokens of every attempt and every gate's model calls in this call."""
-        total: UsageMetadata | None = None
-        for attempt in self.attempts:
-            for part in [attempt.usage, *attempt.gate_usage.values()]:
-                if part:
-                    total = part if total is None else add_usage(total, part)
-        return total
+        """Tokens of every attempt and every gate's model calls in this call.
 
-    def metadata(self) -> dict[str, Any]:
+        ``None`` when any attempt's usage is unknown: a partial sum is never
+        reported as the call's total (see ``usage_unknown_tiers``).
+        """
+        if self.usage_unknown_tiers:
+            return None
+        return sum_usage(
+            part
+            for attempt in self.attempts
+            for part in [attempt.usage, *attempt.gate_usage.values()]
+        )
+
+    def metadata(self) -> CascadeMetadata:
         """The ``response_metadata["cascade"]`` dict."""
-        metadata = {
+        metadata: CascadeMetadata = {
             "tier": self.tier,
             "model": self.attempts[self.tier_index].model,
-            "escalated": self.tier > 0,
+            "escalated": self.tier > self.first_tier,
             "needs_review": self.needs_review,
             "review_reason": self.review_reason,
             "cost": self.cost,
             "attempts": [a.to_dict() for a in self.attempts],
+            "skipped_tiers": self.skipped,
+            "usage_unknown_tiers": self.usage_unknown_tiers,
         }
         if self.format_error is not None:
             metadata["format_error"] = self.format_error
@@ -197,8 +226,20 @@ class Outcome:
         return next(i for i, a in enumerate(self.attempts) if a.tier == self.tier)
 
 
+MAX_ERROR_CHARS = 2000
+"""Longest exception text kept in an attempt's ``error`` (the rest is cut)."""
+
+
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """``"Type: message"``, cut to :data:`MAX_ERROR_CHARS`, whatever ``str`` does."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # noqa: BLE001 - a broken __str__ must not lose the call
+        text = f"<str() raised {type(inner).__name__}>"
+    text = f"{type(exc).__name__}: {text}"
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[:MAX_ERROR_CHARS]}... [{len(text)} chars]"
+    return text
 
 
 def _judge(
@@ -215,21 +256,23 @@ def _judge(
     )
     attempt.gate = gate.gate_name
     started = time.perf_counter()
+    usage: dict[str, UsageMetadata] = {}
     try:
-        result, usage = yield CallGate(gate, gate_input)
+        value, usage = yield CallGate(gate, gate_input)
+        result = GateResult.coerce(value, name=gate.gate_name)
     except Exception as exc:  # noqa: BLE001 - a broken gate must not lose the call
-        result, usage = (
-            GateResult(passed=False, reason=f"gate raised {_error_text(exc)}"),
-            {},
-        )
+        result = GateResult(passed=False, reason=f"gate raised {_error_text(exc)}")
     attempt.gate_latency_s = time.perf_counter() - started
+    if not usage and result.usage:
+        # The gate's models reported nothing the cascade saw; trust its verdict.
+        usage = {gate.gate_name: result.usage}
     attempt.gate_usage = usage
     attempt.gate_cost = sum_known(
         price_of(plan.prices, model, u) for model, u in usage.items()
     )
     attempt.score = result.score
     attempt.reason = result.reason
-    return cast("GateResult", result)
+    return result
 
 
 def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
@@ -256,21 +299,29 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
     """
     attempts: list[Attempt] = []
     last = len(plan.models) - 1
-    for tier in range(last + 1):
-        if tier > 0 and (over := _over_budget(plan, tier, attempts)) is not None:
-            return (yield from _finish(plan, attempts, _best(attempts), over))
+    skipped: list[SkippedTier] = [
+        {
+            "tier": tier,
+            "model": plan.model_names[tier],
+            "reason": plan.skip_reason or f"first_tier={plan.first_tier}",
+        }
+        for tier in range(plan.first_tier)
+    ]
+    for tier in range(plan.first_tier, last + 1):
+        if (over := _over_budget(plan, tier, attempts)) is not None:
+            return (yield from _finish(plan, attempts, _best(attempts), over, skipped))
         final = tier == last
         attempt = Attempt(tier=tier, model=plan.model_names[tier])
         attempts.append(attempt)
         started = time.perf_counter()
         try:
-            output: TierOutput = yield CallTier(tier, live=final and not plan.formats)
+            output: TierOutput = yield CallTier(
+                tier, live=final and not plan.formats, timeout=plan.timeout(tier)
+            )
         except Exception as exc:
-            attempt.latency_s = time.perf_counter() - started
-            attempt.error = _error_text(exc)
-            attempt.reason = f"tier raised {attempt.error}"
+            _record_error(attempt, exc, started)
             if final:
-                raise CascadeError(attempts) from exc
+                raise CascadeError([a.to_dict() for a in attempts]) from exc
             yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
             continue
         attempt.latency_s = time.perf_counter() - started
@@ -290,7 +341,7 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
                 review_reason = "" if review.passed else review.reason
             else:
                 attempt.reason = "final tier"
-            return (yield from _finish(plan, attempts, attempt, review_reason))
+            return (yield from _finish(plan, attempts, attempt, review_reason, skipped))
 
         if output.parse_error is not None:
             attempt.reason = f"structured output did not parse: {output.parse_error}"
@@ -301,18 +352,32 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
             )
             passed = result.passed
         if passed:
-            return (yield from _finish(plan, attempts, attempt, ""))
+            return (yield from _finish(plan, attempts, attempt, "", skipped))
         yield Event(ESCALATION_EVENT, _escalation(attempt, to_tier=tier + 1))
     msg = "unreachable: the final tier always returns or raises"
     raise AssertionError(msg)
 
 
+def _record_error(attempt: Attempt, exc: Exception, started: float) -> None:
+    """Record on ``attempt`` that its tier raised (or timed out)."""
+    attempt.latency_s = time.perf_counter() - started
+    attempt.error = _error_text(exc)
+    if isinstance(exc, TierTimeoutError):
+        attempt.reason = f"timeout after {exc.seconds:g}s"
+    else:
+        attempt.reason = f"tier raised {attempt.error}"
+
+
 def _finish(
-    plan: Plan, attempts: list[Attempt], chosen: Attempt | None, review_reason: str
+    plan: Plan,
+    attempts: list[Attempt],
+    chosen: Attempt | None,
+    review_reason: str,
+    skipped: list[SkippedTier],
 ) -> Generator[Effect, Any, Outcome]:
     """Accept ``chosen``, format it, and announce a review flag."""
     if chosen is None or chosen.message is None:
-        raise CascadeError(attempts, note=review_reason)
+        raise CascadeError([a.to_dict() for a in attempts], note=review_reason)
     chosen.accepted = True
     message, format_error = chosen.message, None
     if plan.formats:
@@ -328,23 +393,23 @@ def _finish(
         attempts=attempts,
         cost=_cost_report(plan, attempts, chosen),
         format_error=format_error,
+        skipped=skipped,
+        first_tier=plan.first_tier,
     )
     if outcome.needs_review:
-        yield Event(
-            REVIEW_EVENT,
-            {
-                "tier": chosen.tier,
-                "model": chosen.model,
-                "reason": review_reason,
-                "answer": message.text,
-                "attempts": len(attempts),
-            },
-        )
+        review: ReviewEvent = {
+            "tier": chosen.tier,
+            "model": chosen.model,
+            "reason": review_reason,
+            "answer": message.text,
+            "attempts": len(attempts),
+        }
+        yield Event(REVIEW_EVENT, dict(review))
     return outcome
 
 
 def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
-    return {
+    event: EscalationEvent = {
         "from_tier": attempt.tier,
         "to_tier": to_tier,
         "model": attempt.model,
@@ -352,6 +417,7 @@ def _escalation(attempt: Attempt, *, to_tier: int) -> dict[str, Any]:
         "reason": attempt.reason,
         "error": attempt.error,
     }
+    return dict(event)
 
 
 def _best(attempts: Sequence[Attempt]) -> Attempt | None:
@@ -368,33 +434,54 @@ def _estimated_cost(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> float
     """What tier ``tier`` would cost on this call, from the tokens seen so far.
 
     The prompt is the same for every tier and the answer is assumed as long as
-    the last answer seen; ``None`` when no usage or no price is known.
+    the last answer seen. Before any answer with usage (the first tier tried, or
+    earlier usage unknown), the prompt alone is estimated at about four characters
+    a token, with no answer tokens: a rough lower bound. ``None`` without a price.
     """
     usage = next((a.usage for a in reversed(attempts) if a.usage), None)
+    if usage is None:
+        prompt = _prompt_tokens(plan.messages)
+        usage = {"input_tokens": prompt, "output_tokens": 0, "total_tokens": prompt}
     return price_of(plan.prices, plan.model_names[tier], usage)
+
+
+def _prompt_tokens(messages: Sequence[BaseMessage]) -> int:
+    """A rough token count of the prompt: one token per four characters."""
+    return -(-sum(len(m.text) for m in messages) // 4)
 
 
 def _over_budget(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> str | None:
     """Why ``max_cost`` forbids tier ``tier``, or ``None`` when it does not.
 
-    Unknown costs never stop a call: without prices the budget cannot be judged.
+    Known costs are judged even when others are unknown: a next tier whose
+    estimate alone is over ``max_cost`` is never called. Without a price for the
+    tier, the budget cannot be judged and does not stop the call.
     """
-    if plan.max_cost is None:
+    if plan.max_cost is None or plan.model_names[tier] not in plan.prices:
         return None
-    spent = sum_known(a.total_cost for a in attempts if a.error is None)
     estimate = _estimated_cost(plan, tier, attempts)
-    if spent is None or estimate is None or spent + estimate <= plan.max_cost:
+    if estimate is None:
+        return None
+    where = f"tier {tier} ({plan.model_names[tier]}) would cost about ${estimate:.6g}"
+    spent = sum_known(a.total_cost for a in attempts if a.error is None)
+    if spent is None:
+        if estimate <= plan.max_cost:
+            return None
+        return (
+            f"budget: {where} alone (earlier costs unknown), over max_cost "
+            f"${plan.max_cost:.6g}"
+        )
+    if spent + estimate <= plan.max_cost:
         return None
     return (
-        f"budget: tier {tier} ({plan.model_names[tier]}) would cost about "
-        f"${estimate:.6g} on top of ${spent:.6g} spent, over max_cost "
+        f"budget: {where} on top of ${spent:.6g} spent, over max_cost "
         f"${plan.max_cost:.6g}"
     )
 
 
 def _cost_report(
     plan: Plan, attempts: Sequence[Attempt], chosen: Attempt
-) -> dict[str, Any]:
+) -> CostReport:
     """The call's cost against the baseline of always asking the final tier.
 
     When the final tier was not called on this call, its cost is estimated from

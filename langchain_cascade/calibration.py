@@ -50,15 +50,18 @@ and 1e-9 relative (cost), which absorbs floating-point summation error.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from typing_extensions import TypedDict
 
 __all__ = [
     "CPT_LEVELS",
@@ -66,6 +69,7 @@ __all__ = [
     "CalibrationResult",
     "FrontierPoint",
     "PolicyEvaluation",
+    "TierValue",
     "apgr",
     "calibrate",
     "cpt",
@@ -196,6 +200,28 @@ class PolicyEvaluation:
         }
 
 
+def _json_pair(pair: tuple[float, float] | None) -> list[float | str | None] | None:
+    return None if pair is None else [_json_float(v) for v in pair]
+
+
+class TierValue(TypedDict):
+    """Whether one tier pays for itself, at the same target, against its absence.
+
+    ``cost_with`` and ``cost_without``: the optimum's mean cost with the tier
+    and without it (the other kept tiers unchanged; ``None`` when that policy
+    cannot meet the target). ``pays``: the tier lowers the cost (or, under a
+    cost ceiling, raises the quality: ``quality_with`` / ``quality_without``).
+    """
+
+    tier: int
+    kept: bool
+    pays: bool
+    cost_with: float | None
+    cost_without: float | None
+    quality_with: float | None
+    quality_without: float | None
+
+
 @dataclass(frozen=True)
 class CalibrationResult:
     """Chosen thresholds, their metrics, the frontier and the baselines.
@@ -232,7 +258,18 @@ class CalibrationResult:
         constraint: The constraint that was optimised, e.g.
             ``"min cost s.t. quality >= 0.9"``.
         n_queries: Number of calibration queries.
-        n_tiers: Number of tiers.
+        n_tiers: Number of tiers (of the kept tiers, with ``select_tiers``).
+        confidence: The confidence level of the quality (or cost) bound, or
+            ``None`` when the constraint was met on the mean.
+        quality_interval: With ``confidence``: the ``1 - confidence`` and
+            ``confidence`` bootstrap quantiles of the chosen policy's quality
+            (the lower one is the bound the constraint used).
+        cost_interval: The same quantiles of its mean cost.
+        tiers: The tiers the policy uses, as indices into the input columns
+            (all of them unless ``select_tiers`` dropped some); ``thresholds``
+            has one entry per kept non-final tier.
+        tier_report: With ``select_tiers``: for every non-final tier, whether
+            it pays for itself (see :class:`TierValue`).
     """
 
     thresholds: tuple[float, ...]
@@ -255,6 +292,18 @@ class CalibrationResult:
     constraint: str
     n_queries: int
     n_tiers: int
+    confidence: float | None = None
+    quality_interval: tuple[float, float] | None = None
+    cost_interval: tuple[float, float] | None = None
+    tiers: tuple[int, ...] = ()
+    tier_report: tuple[TierValue, ...] = ()
+
+    @property
+    def dropped_tiers(self) -> tuple[int, ...]:
+        """Tiers of the input that the policy does not use."""
+        if not self.tiers:
+            return ()
+        return tuple(i for i in range(self.tiers[-1] + 1) if i not in self.tiers)
 
     @property
     def point(self) -> FrontierPoint:
@@ -295,6 +344,11 @@ class CalibrationResult:
             "constraint": self.constraint,
             "n_queries": self.n_queries,
             "n_tiers": self.n_tiers,
+            "confidence": self.confidence,
+            "quality_interval": _json_pair(self.quality_interval),
+            "cost_interval": _json_pair(self.cost_interval),
+            "tiers": list(self.tiers),
+            "tier_report": [dict(t) for t in self.tier_report],
         }
 
 
@@ -353,14 +407,13 @@ def _check_finite_nonnegative(name: str, arr: FloatArray, where: str = "") -> No
 
 def _check_scores_and_correct(gate: FloatArray, c: FloatArray) -> None:
     if np.isnan(gate).any():
+        rows, tiers = np.nonzero(np.isnan(gate))
+        more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
         raise ValueError(
-            f"scores contains NaN in non-final tier(s) {_bad_columns(np.isnan(gate))}; "
-            "only the final tier (which has no gate) may be NaN"
-        )
-    if np.isinf(gate).any():
-        raise ValueError(
-            f"scores must be finite in non-final tiers; tier(s) "
-            f"{_bad_columns(np.isinf(gate))} contain +-inf"
+            f"scores contains NaN in non-final tier {int(tiers[0])} at row "
+            f"{int(rows[0])}{more}, non-final tier(s) {_bad_columns(np.isnan(gate))}; "
+            "only the final tier (which has no gate) may be NaN (use -inf for "
+            "'never good enough')"
         )
     if not np.isfinite(c).all():
         raise ValueError(
@@ -406,11 +459,31 @@ def _validate(
         stop_cost[:, :-1] += gate_cum
         stop_cost[:, -1] += gate_cum[:, -1]
     return _Problem(
-        gate=np.ascontiguousarray(s[:, :-1]),
+        gate=_finite_scores(s[:, :-1]),
         correct=c,
         costs=model_costs,
         stop_cost=stop_cost,
     )
+
+
+def _finite_scores(gate: FloatArray) -> FloatArray:
+    """Infinite scores as finite ones just beyond the observed finite range.
+
+    ``-inf`` is the lowest score and ``+inf`` the highest: every finite
+    threshold rejects the first and accepts the second, exactly as a gate
+    comparing ``score >= threshold`` would, while the thresholds ``-inf``
+    (accept all) and ``+inf`` (accept none) keep their meaning.
+    """
+    out = np.array(gate, dtype=np.float64, order="C")
+    infinite = np.isinf(out)
+    if infinite.any():
+        finite = out[~infinite]
+        low, high = (
+            (float(finite.min()), float(finite.max())) if finite.size else (0, 1)
+        )
+        out[out == -np.inf] = low - 1.0
+        out[out == np.inf] = high + 1.0
+    return out
 
 
 def _validate_target(name: str, value: object) -> float:
@@ -905,6 +978,245 @@ def cpt(
 # --------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------
+# confidence bounds and tier selection
+# --------------------------------------------------------------------------
+
+
+def _resample_weights(n: int, count: int, seed: int) -> FloatArray:
+    """Bootstrap weights over queries: ``(count, n)`` rows that sum to 1."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 10:
+        raise ValueError(f"n_bootstrap must be an int >= 10, got {count!r}")
+    rng = np.random.default_rng(seed)
+    weights: FloatArray = rng.multinomial(n, np.full(n, 1.0 / n), size=count) / n
+    return weights
+
+
+def _outcomes(p: _Problem, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per-query correctness and cost of one policy."""
+    stop = _stop_tiers(p.gate, thresholds)
+    rows = np.arange(p.n)
+    return p.correct[rows, stop], p.stop_cost[rows, stop]
+
+
+def _bounded_choice(
+    p: _Problem,
+    tiers: list[_Tier],
+    idx: IntArray,
+    rows: IntArray,
+    *,
+    objective: _Objective,
+    settings: _Settings,
+    default: bool,
+) -> tuple[int, tuple[tuple[float, float], tuple[float, float]]]:
+    """The best frontier policy whose bootstrap bound meets the constraint.
+
+    Returns its pool row and its quality and cost intervals (the
+    ``1 - confidence`` and ``confidence`` quantiles).
+    """
+    level = _validate_target("confidence", settings.confidence)
+    if not 0.5 <= level < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {level}")
+    never = np.full(p.k - 1, np.inf)  # always ask the final tier
+    candidates = [_thresholds(tiers, idx[r]) for r in rows] + [never]
+    outcomes = [_outcomes(p, t) for t in candidates]
+    a = np.stack([o[0] for o in outcomes])  # (policies, queries)
+    c = np.stack([o[1] for o in outcomes])
+    w = _resample_weights(p.n, settings.n_bootstrap, settings.seed)
+    qb, cb = w @ a.T, w @ c.T  # (resamples, policies)
+    q_lo = np.quantile(qb, 1.0 - level, axis=0)
+    q_hi = np.quantile(qb, level, axis=0)
+    c_lo = np.quantile(cb, 1.0 - level, axis=0)
+    c_hi = np.quantile(cb, level, axis=0)
+    q_mean, c_mean = a.mean(axis=1), c.mean(axis=1)
+    if objective.kind == "max_cost":
+        ok = c_hi <= objective.target + _COST_RTOL * objective.cost_scale
+        order = np.lexsort([c_mean, -q_mean])
+        what = f"the upper {level:g} bound of the cost"
+    else:
+        if default:  # paired: no worse than the final tier alone
+            ok = np.quantile(qb - qb[:, -1:], 1.0 - level, axis=0) >= -_QUALITY_TOL
+        else:
+            ok = q_lo >= objective.target - _QUALITY_TOL
+        order = np.lexsort([-q_mean, c_mean])
+        what = f"the lower {level:g} bound of the quality"
+    feasible = [int(j) for j in order if ok[j]]
+    if not feasible:
+        best_bound = float(q_lo.max()) if objective.kind != "max_cost" else None
+        detail = (
+            f"the best lower bound is {best_bound:.6g}"
+            if best_bound is not None
+            else f"the lowest upper bound is {float(c_hi.min()):.6g}"
+        )
+        raise ValueError(
+            f"{objective.describe()} is infeasible at confidence {level:g}: "
+            f"no policy's {what} meets it ({detail})"
+        )
+    j = feasible[0]
+    if j == len(rows):  # the final tier alone: find it in the pool
+        at_never = np.flatnonzero((idx == [t.size - 1 for t in tiers]).all(axis=1))
+        row = int(at_never[0])
+    else:
+        row = int(rows[j])
+    return row, ((float(q_lo[j]), float(q_hi[j])), (float(c_lo[j]), float(c_hi[j])))
+
+
+def _columns(
+    arrays: list[FloatArray | None], keep: list[int]
+) -> list[FloatArray | None]:
+    return [None if a is None else a[:, keep] for a in arrays]
+
+
+def _try(
+    arrays: list[FloatArray | None], keep: list[int], settings: _Settings
+) -> CalibrationResult | None:
+    """The optimum on the kept columns, or ``None`` when the target is infeasible."""
+    s, c, k, g = _columns(arrays, keep)
+    assert s is not None  # noqa: S101
+    assert c is not None  # noqa: S101
+    assert k is not None  # noqa: S101
+    try:
+        result = _calibrate(s, c, k, g, settings)
+    except ValueError as exc:
+        if "infeasible" in str(exc):
+            return None
+        raise
+    return dataclasses.replace(result, tiers=tuple(keep))
+
+
+def _final_alone(
+    arrays: list[FloatArray | None], settings: _Settings
+) -> tuple[float, float] | None:
+    """Quality and cost of always asking the final tier, if it meets the target."""
+    _, correct, costs, _ = arrays
+    assert correct is not None  # noqa: S101
+    assert costs is not None  # noqa: S101
+    q, c = float(correct[:, -1].mean()), float(costs[:, -1].mean())
+    if settings.min_quality is not None and q < settings.min_quality - _QUALITY_TOL:
+        return None
+    if settings.max_cost is not None and c > settings.max_cost * (1 + _COST_RTOL):
+        return None
+    return q, c
+
+
+def _better(
+    a: CalibrationResult, b: CalibrationResult | None, *, by_quality: bool
+) -> bool:
+    if b is None:
+        return True
+    if by_quality:
+        return (a.quality, -a.cost, -len(a.tiers)) > (b.quality, -b.cost, -len(b.tiers))
+    return (a.cost, -a.quality, len(a.tiers)) < (b.cost, -b.quality, len(b.tiers))
+
+
+def _tier_report(
+    best: CalibrationResult,
+    last: int,
+    solve: Callable[[tuple[int, ...]], CalibrationResult | None],
+    alone: tuple[float, float] | None,
+    *,
+    by_quality: bool,
+) -> list[TierValue]:
+    """For every non-final tier: the optimum with it and without it."""
+    kept = tuple(t for t in best.tiers if t != last)
+    report: list[TierValue] = []
+    for tier in range(last):
+        with_set = tuple(sorted({*kept, tier}))
+        without_set = tuple(t for t in kept if t != tier)
+        with_r = solve(with_set)
+        if without_set:
+            without_r = solve(without_set)
+            without = None if without_r is None else (without_r.quality, without_r.cost)
+        else:
+            without = alone
+        with_qc = None if with_r is None else (with_r.quality, with_r.cost)
+        if by_quality:
+            pays = with_qc is not None and (
+                without is None or with_qc[0] > without[0] + _QUALITY_TOL
+            )
+        else:
+            pays = with_qc is not None and (
+                without is None or with_qc[1] < without[1] * (1 - _COST_RTOL)
+            )
+        report.append(
+            TierValue(
+                tier=tier,
+                kept=tier in kept,
+                pays=bool(pays),
+                cost_with=None if with_qc is None else with_qc[1],
+                cost_without=None if without is None else without[1],
+                quality_with=None if with_qc is None else with_qc[0],
+                quality_without=None if without is None else without[0],
+            )
+        )
+    return report
+
+
+def _select_tiers(
+    scores: ArrayLike,
+    correct: ArrayLike,
+    costs: ArrayLike,
+    gate_costs: ArrayLike | None,
+    *,
+    max_subsets: int,
+    settings: _Settings,
+) -> CalibrationResult:
+    """Calibrate every allowed tier subset (or eliminate backwards) and report."""
+    p = _validate(scores, correct, costs, gate_costs)  # checks the whole input
+    arrays: list[FloatArray | None] = [
+        _as_matrix("scores", scores),
+        p.correct,
+        p.costs,
+        None if gate_costs is None else _as_matrix("gate_costs", gate_costs),
+    ]
+    last = p.k - 1
+    by_quality = settings.max_cost is not None
+    cache: dict[tuple[int, ...], CalibrationResult | None] = {}
+
+    def solve(cheap: tuple[int, ...]) -> CalibrationResult | None:
+        if cheap not in cache:
+            cache[cheap] = _try(arrays, [*cheap, last], settings) if cheap else None
+        return cache[cheap]
+
+    subsets = 2**last - 1
+    best: CalibrationResult | None = None
+    if subsets <= max_subsets:
+        for size in range(1, last + 1):
+            for cheap in itertools.combinations(range(last), size):
+                result = solve(cheap)
+                if result is not None and _better(result, best, by_quality=by_quality):
+                    best = result
+    else:
+        current = tuple(range(last))
+        best = solve(current)
+        while len(current) > 1:
+            trials = [tuple(t for t in current if t != drop) for drop in current]
+            found = [(r, t) for t in trials if (r := solve(t)) is not None]
+            improving = [
+                (r, t) for r, t in found if _better(r, best, by_quality=by_quality)
+            ]
+            if not improving:
+                break
+            best, current = min(
+                improving,
+                key=lambda rt: (
+                    (-rt[0].quality, rt[0].cost)
+                    if by_quality
+                    else (rt[0].cost, -rt[0].quality)
+                ),
+            )
+    if best is None:
+        raise ValueError(
+            f"no subset of tiers meets the target "
+            f"({'max_cost' if by_quality else 'min_quality'}); "
+            "the final tier alone is the only option"
+        )
+    report = _tier_report(
+        best, last, solve, _final_alone(arrays, settings), by_quality=by_quality
+    )
+    return dataclasses.replace(best, tier_report=tuple(report))
+
+
 def calibrate(
     scores: ArrayLike,
     correct: ArrayLike,
@@ -914,6 +1226,11 @@ def calibrate(
     max_cost: float | None = None,
     gate_costs: ArrayLike | None = None,
     max_grid: int = DEFAULT_MAX_GRID,
+    confidence: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    select_tiers: bool = False,
+    max_subsets: int = 64,
 ) -> CalibrationResult:
     """Fits cascade thresholds on labelled data.
 
@@ -927,7 +1244,9 @@ def calibrate(
 
     Args:
         scores: (queries, tiers) gate scores, higher = more confident. The
-            final column is ignored and may be NaN; the others must be finite.
+            final column is ignored and may be NaN; the others must not be NaN.
+            ``-inf`` is the lowest score (no finite threshold accepts it, e.g.
+            a gate that raised), ``+inf`` the highest.
         correct: (queries, tiers) correctness of each tier's answer in [0, 1].
         costs: (queries, tiers) non-negative cost of each tier's call.
         min_quality: Quality floor (mutually exclusive with ``max_cost``).
@@ -936,6 +1255,26 @@ def calibrate(
             tier's gate; the final column is ignored.
         max_grid: Largest product of per-tier candidate counts searched
             exhaustively when there are more than two tiers.
+        confidence: When given (e.g. ``0.9``), the constraint must hold at
+            this confidence, not only on the mean of this sample: the quality
+            floor at the lower ``1 - confidence`` bootstrap quantile over
+            queries (resampled with replacement, ``n_bootstrap`` times), the
+            cost ceiling at the upper ``confidence`` quantile. The policy is
+            the cheapest (or best) point of the cost-quality frontier that
+            satisfies the bound; without a target, the bound is on its quality
+            minus the final tier's (paired on the same resamples).
+            ``quality_interval`` and ``cost_interval`` report the bounds.
+        n_bootstrap: Bootstrap resamples for ``confidence``.
+        seed: Seed of the resamples.
+        select_tiers: Also choose which tiers to use. The final tier is always
+            kept (it answers whatever reaches it); any set of the other tiers
+            may be dropped. With at most ``max_subsets`` subsets every one is
+            calibrated (exact); with more, backward elimination: starting from
+            all tiers, drop the tier whose removal lowers the optimum most,
+            until no removal improves it. ``tiers`` names the kept columns and
+            ``tier_report`` says, for each tier, what the optimum costs with
+            and without it.
+        max_subsets: Largest number of tier subsets searched exhaustively.
 
     Returns:
         The chosen thresholds, their metrics, the frontier and baselines.
@@ -958,6 +1297,48 @@ def calibrate(
         ...           max_cost=6.0).thresholds
         (0.9,)
     """
+    if select_tiers:
+        return _select_tiers(
+            scores,
+            correct,
+            costs,
+            gate_costs,
+            max_subsets=max_subsets,
+            settings=_Settings(
+                min_quality, max_cost, max_grid, confidence, n_bootstrap, seed
+            ),
+        )
+    return _calibrate(
+        scores,
+        correct,
+        costs,
+        gate_costs,
+        _Settings(min_quality, max_cost, max_grid, confidence, n_bootstrap, seed),
+    )
+
+
+@dataclass(frozen=True)
+class _Settings:
+    min_quality: float | None
+    max_cost: float | None
+    max_grid: int
+    confidence: float | None
+    n_bootstrap: int
+    seed: int
+
+
+def _calibrate(
+    scores: ArrayLike,
+    correct: ArrayLike,
+    costs: ArrayLike,
+    gate_costs: ArrayLike | None,
+    settings: _Settings,
+) -> CalibrationResult:
+    min_quality, max_cost, max_grid = (
+        settings.min_quality,
+        settings.max_cost,
+        settings.max_grid,
+    )
     p = _validate(scores, correct, costs, gate_costs)
     if min_quality is not None and max_cost is not None:
         raise ValueError(
@@ -988,8 +1369,24 @@ def calibrate(
     tiers = [_Tier.build(p.gate[:, i]) for i in range(p.k - 1)]
     pool, method = _search(p, tiers, objective, max_grid)
     idx, q, c, _e, s = pool.arrays()
-    best = int(objective.order(idx, q, c)[0])
-    if not objective.feasible(q[best : best + 1], c[best : best + 1])[0]:
+    rows = _pareto(idx, q, c, cost_scale)
+    best, bounds = (
+        _bounded_choice(
+            p,
+            tiers,
+            idx,
+            rows,
+            objective=objective,
+            settings=settings,
+            default=min_quality is None and max_cost is None,
+        )
+        if settings.confidence is not None
+        else (int(objective.order(idx, q, c)[0]), None)
+    )
+    if (
+        bounds is None
+        and not objective.feasible(q[best : best + 1], c[best : best + 1])[0]
+    ):
         if objective.kind == "max_cost":
             cheapest = float(p.stop_cost[:, 0].mean())
             raise ValueError(
@@ -1003,7 +1400,6 @@ def calibrate(
         )
 
     chosen = _evaluate(p, _thresholds(tiers, idx[best]))
-    rows = _pareto(idx, q, c, cost_scale)
     frontier = [
         FrontierPoint(
             thresholds=tuple(float(t) for t in _thresholds(tiers, idx[r])),
@@ -1046,9 +1442,14 @@ def calibrate(
         perfect_quality=float(p.correct[all_rows, oracle_stop].mean()),
         perfect_cost=float(p.stop_cost[all_rows, oracle_stop].mean()),
         method=method,
-        constraint=objective.describe(),
+        constraint=objective.describe()
+        + ("" if settings.confidence is None else f" at {settings.confidence:g}"),
         n_queries=p.n,
         n_tiers=p.k,
+        confidence=settings.confidence,
+        quality_interval=None if bounds is None else bounds[0],
+        cost_interval=None if bounds is None else bounds[1],
+        tiers=tuple(range(p.k)),
     )
 
 

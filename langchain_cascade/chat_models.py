@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 import json
+import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal, Self
@@ -46,7 +54,7 @@ from langchain_core.utils.function_calling import (
     convert_to_openai_tool,
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_cascade._callbacks import (
     ParentRun,
@@ -65,33 +73,38 @@ from langchain_cascade._run import (
     TierOutput,
     decide,
 )
+from langchain_cascade._tiers import (
+    chat_model_of,
+    fingerprint,
+    model_name,
+    with_tools,
+)
+from langchain_cascade.events import (
+    FORMATTER_TAG,
+    GATE_TAG,
+    LS_PROVIDER,
+    NOSTREAM_TAG,
+    tier_tag,
+)
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 
-__all__ = ["CascadingChatModel"]
+__all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
-LS_PROVIDER = "langchain_cascade"
-"""The ``ls_provider`` of the cascade's own chat-model runs (how to tell them apart)."""
 
 _STREAM_PARENT = "_cascade_stream_parent"
 _PRIVATE_KWARGS = (_STREAM_PARENT,)
+_CALL_KWARGS = ("max_cost", "timeout", "first_tier")
+"""Per-call arguments the cascade itself reads (any other goes to every tier)."""
+_BOUND_KWARGS = (
+    "tools",
+    "tool_choice",
+    "tool_kwargs",
+    "structured_output",
+    "ls_structured_output_format",
+)
+Timeout = float | list[float | None] | None
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
-
-
-def model_name(model: BaseChatModel) -> str:
-    """A chat model's name for metadata: its LangSmith model name, else its class.
-
-    Args:
-        model: Any chat model.
-
-    Returns:
-        The name.
-    """
-    try:
-        name = model._get_ls_params().get("ls_model_name")
-    except Exception:  # noqa: BLE001 - a child's tracing params are best effort
-        name = None
-    return str(name) if name else type(model).__name__
 
 
 @dataclass(frozen=True)
@@ -177,8 +190,16 @@ class CascadingChatModel(BaseChatModel):
             cascade_with_tools = cascade.bind_tools([get_weather])  # every tier gets them
     """
 
-    models: list[BaseChatModel] = Field(min_length=1)
-    """The tiers, cheapest first. The last one always answers."""
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[Runnable[Any, Any]] = Field(min_length=1)
+    """The tiers, cheapest first. The last one always answers.
+
+    Each is a chat model or a wrapper of one: ``with_retry()``, ``bind(...)``,
+    ``with_config(...)``, ``configurable_fields(...)``. The tier is called through
+    the wrapper; its name, price, profile and tools come from the chat model inside
+    (see :attr:`chat_models`).
+    """
 
     gates: list[Gate] = Field(default_factory=list)
     """One gate per non-final tier, or one gate for all of them."""
@@ -206,6 +227,50 @@ class CascadingChatModel(BaseChatModel):
     """Optional Runnable applied to every final answer (returns an AIMessage or
     a string), so answers look alike whichever tier wrote them."""
 
+    max_tokens: int | None = Field(default=None, ge=1)
+    """When set, passed to every tier as the call argument ``max_tokens`` (a call
+    may pass its own), and traced as ``ls_max_tokens``."""
+
+    streaming: bool = False
+    """Answer ``invoke`` through the streaming path (the final tier's tokens reach
+    token callbacks as they come), as ``streaming=True`` does on other chat models."""
+
+    timeout: Timeout = None
+    """Seconds a tier may take: one value for every tier, or one per tier
+    (``None`` for no limit). A call may pass its own ``timeout``.
+
+    A tier past it is cancelled and counts as a failed attempt (reason
+    ``"timeout after Xs"``), so the call escalates; the final tier past it
+    raises :class:`~langchain_cascade.CascadeError`. Async calls use
+    ``asyncio.timeout``; a sync call runs the tier's async path on a worker
+    thread the call owns, cancels it there and joins the thread. A tier whose
+    own async path runs blocking code in a thread cannot be interrupted: the
+    cascade stops waiting for it, and that thread ends when the code returns.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_arguments(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields) | {
+            f.alias for f in cls.model_fields.values() if f.alias
+        }
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise ValueError(_unknown_message(unknown, known, "CascadingChatModel"))
+        return data
+
+    @field_validator("max_cost", mode="before")
+    @classmethod
+    def _check_max_cost(cls, value: object) -> object:
+        return _valid_max_cost(value)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _check_timeout(cls, value: object) -> object:
+        return _valid_timeout(value)
+
     @field_validator("formatter", mode="before")
     @classmethod
     def _coerce_formatter(cls, value: object) -> object:
@@ -216,9 +281,9 @@ class CascadingChatModel(BaseChatModel):
         msg = f"formatter must be a Runnable or a function, got {type(value).__name__}"
         raise TypeError(msg)
 
-    _identity_cache: tuple[Any, tuple[str, ...], dict[str, Any]] | None = PrivateAttr(
-        default=None
-    )
+    _identity_cache: (
+        tuple[Any, tuple[str, ...], dict[str, Any], tuple[BaseChatModel, ...]] | None
+    ) = PrivateAttr(default=None)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -230,12 +295,7 @@ class CascadingChatModel(BaseChatModel):
             msg = "models is empty: give at least one chat model, cheapest first"
             raise ValueError(msg)
         for i, model in enumerate(value):
-            if not isinstance(model, BaseChatModel):
-                msg = (
-                    f"models[{i}] is a {type(model).__name__}, not a chat model "
-                    "(langchain_core BaseChatModel)"
-                )
-                raise TypeError(msg)
+            chat_model_of(model, where=f"models[{i}]")
         return list(value)
 
     @field_validator("gates", mode="before")
@@ -268,6 +328,12 @@ class CascadingChatModel(BaseChatModel):
             raise ValueError(msg)
         if needed > 1 and len(self.gates) == 1:
             self.gates = self.gates * needed
+        if isinstance(self.timeout, list) and len(self.timeout) != len(self.models):
+            msg = (
+                f"timeout has {len(self.timeout)} values for {len(self.models)} "
+                "models: give one value for every tier, or one per tier"
+            )
+            raise ValueError(msg)
         return self
 
     # --- identity --------------------------------------------------------------
@@ -286,30 +352,50 @@ class CascadingChatModel(BaseChatModel):
         """The tiers' model names, cheapest first."""
         return list(self._identity()[0])
 
-    def _identity(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+    @property
+    def chat_models(self) -> list[BaseChatModel]:
+        """The chat model inside each tier (the tier itself when it is one)."""
+        return list(self._identity()[2])
+
+    def _identity(
+        self,
+    ) -> tuple[tuple[str, ...], dict[str, Any], tuple[BaseChatModel, ...]]:
         # Computed once per configuration: it sits on every call's path.
         key = (tuple(map(id, self.models)), tuple(map(id, self.gates)))
         cached = self._identity_cache
         if cached is None or cached[0] != key:
-            names = tuple(model_name(m) for m in self.models)
-
+            self._check_tiers()
+            chat_models = tuple(
+                chat_model_of(m, where=f"models[{i}]")
+                for i, m in enumerate(self.models)
+            )
+            names = tuple(model_name(m) for m in chat_models)
             # A fingerprint of each child's own cache key: two cascades with
             # different children never share cache entries, and the traced
             # params stay small.
-            def fingerprint(model: BaseChatModel) -> str:
-                llm_string = model._get_llm_string()
-                return hashlib.sha256(llm_string.encode()).hexdigest()[:16]
-
             params = {
                 "tiers": [
-                    f"{name}#{fingerprint(m)}"
-                    for name, m in zip(names, self.models, strict=True)
+                    f"{name}#{fingerprint(tier, m)}"
+                    for name, tier, m in zip(
+                        names, self.models, chat_models, strict=True
+                    )
                 ],
                 "gates": [repr(g) for g in self.gates],
                 "review_gate": repr(self.review_gate) if self.review_gate else None,
             }
-            cached = self._identity_cache = (key, names, params)
-        return cached[1], cached[2]
+            cached = self._identity_cache = (key, names, params, chat_models)
+        return cached[1], cached[2], cached[3]
+
+    def _check_tiers(self) -> None:
+        """Refuse ``models`` or ``gates`` changed after construction into a mismatch."""
+        needed = len(self.models) - 1
+        if not self.models or (needed > 0 and len(self.gates) != needed):
+            msg = (
+                f"the cascade has {len(self.models)} models and {len(self.gates)} "
+                f"gates; it needs {max(needed, 0)} gates (models or gates were "
+                "changed after construction: build a new CascadingChatModel)"
+            )
+            raise ValueError(msg)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -320,6 +406,8 @@ class CascadingChatModel(BaseChatModel):
     ) -> Any:  # LangSmithParams
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = LS_PROVIDER
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
         override = kwargs.get("model")
         params["ls_model_name"] = (
             override if isinstance(override, str) else self.cascade_name
@@ -340,7 +428,7 @@ class CascadingChatModel(BaseChatModel):
 
     def _resolve_model_profile(self) -> Any:
         # What every tier supports: a feature is on only when all tiers have it.
-        profiles = [m.profile for m in self.models]
+        profiles = [m.profile for m in self.chat_models]
         if any(p is None for p in profiles):
             return None
         merged: dict[str, Any] = {}
@@ -354,13 +442,13 @@ class CascadingChatModel(BaseChatModel):
 
     def get_num_tokens(self, text: str) -> int:
         """Count tokens with the first tier's tokenizer."""
-        return self.models[0].get_num_tokens(text)
+        return self.chat_models[0].get_num_tokens(text)
 
     def get_num_tokens_from_messages(
         self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
     ) -> int:
         """Count tokens with the first tier's tokenizer."""
-        return self.models[0].get_num_tokens_from_messages(messages, tools=tools)
+        return self.chat_models[0].get_num_tokens_from_messages(messages, tools=tools)
 
     # --- tools and structured output -------------------------------------------
 
@@ -579,21 +667,38 @@ class CascadingChatModel(BaseChatModel):
         tool_kwargs: dict[str, Any] = kwargs.pop("tool_kwargs", None) or {}
         structured: _StructuredOutput | None = kwargs.pop("structured_output", None)
         kwargs.pop("ls_structured_output_format", None)
-        max_cost = kwargs.pop("max_cost", self.max_cost)
+        names, _, chat_models = self._identity()
+        last = len(self.models) - 1
+        max_cost = _valid_max_cost(kwargs.pop("max_cost", self.max_cost))
+        timeouts = _timeouts(
+            _valid_timeout(kwargs.pop("timeout", self.timeout)), len(self.models)
+        )
+        first_tier = _valid_first_tier(kwargs.pop("first_tier", 0), last)
+        _check_call_kwargs(kwargs)
         runnables = [
-            _tier_runnable(m, tools, tool_choice, tool_kwargs, structured)
-            for m in self.models
+            _tier_runnable(
+                tier,
+                chat_models[i],
+                tools,
+                tool_choice,
+                tool_kwargs,
+                structured,
+                where=f"models[{i}]",
+            )
+            for i, tier in enumerate(self.models)
         ]
         plan = Plan(
             messages=messages,
-            models=self.models,
-            model_names=self.model_names,
+            models=chat_models,
+            model_names=names,
             gates=self.gates,
             review_gate=self.review_gate,
             tools=tools,
             prices=self.prices,
             max_cost=max_cost,
             formats=self.formatter is not None,
+            first_tier=first_tier,
+            timeouts=timeouts,
         )
         return _Call(
             plan=plan,
@@ -601,7 +706,11 @@ class CascadingChatModel(BaseChatModel):
             runnables=runnables,
             formatter=self.formatter,
             structured=structured is not None,
-            call_kwargs={"stop": stop or self.stop, **kwargs},
+            call_kwargs={
+                "stop": stop or self.stop,
+                "max_tokens": self.max_tokens,
+                **kwargs,
+            },
         )
 
     def _response_metadata(
@@ -640,34 +749,39 @@ class CascadingChatModel(BaseChatModel):
                 chunk_position="last",
             )
         else:
-            chunk = AIMessageChunk(
-                content=message.content,
-                additional_kwargs=message.additional_kwargs,
-                tool_call_chunks=[
-                    tool_call_chunk(
-                        name=tc["name"],
-                        args=json.dumps(tc["args"]),
-                        id=tc["id"],
-                        index=i,
-                    )
-                    for i, tc in enumerate(message.tool_calls)
-                ],
-                response_metadata=self._response_metadata(outcome),
-                usage_metadata=usage,
-                chunk_position="last",
+            # Set the calls as parsed: a "last" chunk would re-parse invalid ones
+            # leniently into valid calls.
+            chunk = _as_chunk(message).model_copy(
+                update={
+                    "id": None,
+                    "tool_calls": message.tool_calls,
+                    "invalid_tool_calls": message.invalid_tool_calls,
+                    "response_metadata": self._response_metadata(outcome),
+                    "usage_metadata": usage,
+                    "chunk_position": "last",
+                }
             )
         return ChatGenerationChunk(message=chunk)
 
 
-def _tier_runnable(
+def _tier_runnable(  # noqa: PLR0917 - one call site, named by position
+    tier: Runnable[Any, Any],
     model: BaseChatModel,
     tools: list[dict[str, Any]],
     tool_choice: Any,
     tool_kwargs: dict[str, Any],
     structured: _StructuredOutput | None,
+    *,
+    where: str,
 ) -> Runnable[Any, Any]:
-    """The tier's model, prepared for this call (tools or structured output)."""
+    """The tier prepared for this call (tools or structured output)."""
     if structured is not None:
+        if tier is not model:
+            msg = (
+                f"{where} is a {type(tier).__name__} wrapper: with_structured_output "
+                "needs the chat model itself as the tier"
+            )
+            raise TypeError(msg)
         return model.with_structured_output(
             structured.schema,
             method=structured.method,
@@ -675,9 +789,109 @@ def _tier_runnable(
             **structured.kwargs,
         )
     if tools:
-        choice = {} if tool_choice is None else {"tool_choice": tool_choice}
-        return model.bind_tools(tools, **choice, **tool_kwargs)
-    return model
+        return with_tools(tier, model, tools, tool_choice, tool_kwargs, where=where)
+    return tier
+
+
+def _unknown_message(unknown: Sequence[str], known: Iterable[str], where: str) -> str:
+    """``unknown argument 'max_cots' ... (did you mean 'max_cost'?)``."""
+    choices = sorted(known)
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        parts.append(f"{name!r}{hint}")
+    return (
+        f"{where} got unknown argument{'s' if len(parts) > 1 else ''} "
+        f"{', '.join(parts)}; it takes: {', '.join(choices)}"
+    )
+
+
+def _check_call_kwargs(kwargs: dict[str, Any]) -> None:
+    """Refuse a per-call argument that looks like a misspelt cascade argument.
+
+    Arguments the cascade does not read go to every tier (``temperature``,
+    ``seed``...), as LangChain passes call arguments to a model; one within a
+    typo of ``max_cost``, ``timeout`` or ``first_tier`` is refused instead of
+    silently reaching the tiers.
+    """
+    for name in kwargs:
+        if name in _BOUND_KWARGS:
+            continue
+        close = difflib.get_close_matches(name, _CALL_KWARGS, n=1, cutoff=0.75)
+        if close:
+            msg = (
+                f"unknown call argument {name!r} (did you mean {close[0]!r}?); "
+                "arguments the cascade does not read are passed to every tier"
+            )
+            raise TypeError(msg)
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float when it is a real number (not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _valid_max_cost(value: object) -> float | None:
+    """A per-call budget: ``None`` or a finite number of dollars above 0."""
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None:
+        msg = f"max_cost must be a number of dollars or None, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    if not math.isfinite(number) or number <= 0:
+        msg = (
+            f"max_cost must be a finite number of dollars greater than 0, got {value!r}"
+        )
+        raise ValueError(msg)
+    return number
+
+
+def _one_timeout(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None:
+        msg = f"{where} must be a number of seconds or None, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    if not math.isfinite(number) or number <= 0:
+        msg = (
+            f"{where} must be a finite number of seconds greater than 0, got {value!r}"
+        )
+        raise ValueError(msg)
+    return number
+
+
+def _valid_timeout(value: object) -> Timeout:
+    """A timeout: ``None``, seconds, or a list of seconds-or-None per tier."""
+    if isinstance(value, list | tuple):
+        return [_one_timeout(v, f"timeout[{i}]") for i, v in enumerate(value)]
+    return _one_timeout(value, "timeout")
+
+
+def _timeouts(value: Timeout, tiers: int) -> tuple[float | None, ...]:
+    if isinstance(value, list):
+        if len(value) != tiers:
+            msg = (
+                f"timeout has {len(value)} values for {tiers} models: give one "
+                "value for every tier, or one per tier"
+            )
+            raise ValueError(msg)
+        return tuple(value)
+    return (value,) * tiers
+
+
+def _valid_first_tier(value: object, last: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"first_tier must be a tier index (int), got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    if not 0 <= value <= last:
+        msg = f"first_tier must be between 0 and {last} (the final tier), got {value}"
+        raise ValueError(msg)
+    return value
 
 
 def _parser_for(schema: Any, method: StructuredMethod) -> Runnable[Any, Any]:
@@ -716,6 +930,41 @@ def _formatted(message: AIMessage, value: Any) -> AIMessage:
         )
     msg = f"the formatter returned {type(value).__name__}, not an AIMessage or str"
     raise TypeError(msg)
+
+
+def _as_chunk(message: BaseMessage) -> AIMessageChunk:
+    """A tier's streamed item as a chunk.
+
+    A model that does not stream itself (``disable_streaming``, no ``_stream``)
+    yields its whole answer as one ``AIMessage`` from ``.stream()``; it becomes one
+    chunk, its tool calls (valid and invalid) as tool-call chunks, so merging the
+    chunks gives the message back.
+    """
+    if isinstance(message, AIMessageChunk):
+        return message
+    if not isinstance(message, AIMessage):
+        msg = f"the tier streamed {type(message).__name__}, not an AIMessage chunk"
+        raise TypeError(msg)
+    calls = [
+        tool_call_chunk(
+            name=tc["name"], args=json.dumps(tc["args"]), id=tc["id"], index=i
+        )
+        for i, tc in enumerate(message.tool_calls)
+    ]
+    calls += [
+        tool_call_chunk(
+            name=tc["name"], args=tc["args"], id=tc["id"], index=len(calls) + i
+        )
+        for i, tc in enumerate(message.invalid_tool_calls)
+    ]
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        tool_call_chunks=calls,
+        response_metadata=message.response_metadata,
+        usage_metadata=message.usage_metadata,
+        id=message.id,
+    )
 
 
 def _live_chunk(chunk: AIMessageChunk) -> ChatGenerationChunk | None:
@@ -773,7 +1022,8 @@ class _AsyncTierStream:
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
         merged: AIMessageChunk | None = None
-        async for chunk in self.source:
+        async for item in self.source:
+            chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
                 yield live
@@ -803,7 +1053,7 @@ class _Call:
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
             run_name=f"tier {tier}: {self.plan.model_names[tier]}",
-            tags=[f"cascade:tier:{tier}", "nostream"],
+            tags=[tier_tag(tier), NOSTREAM_TAG],
             metadata={"cascade_tier": tier},
         )
 
@@ -812,7 +1062,7 @@ class _Call:
     ) -> RunnableConfig:
         return self.parent.child_config(
             run_name=effect.gate.gate_name,
-            tags=["cascade:gate", "nostream"],
+            tags=[GATE_TAG, NOSTREAM_TAG],
             metadata={"cascade_tier": effect.gate_input.tier},
             handlers=[usage],
         )
@@ -822,7 +1072,7 @@ class _Call:
 
     def formatter_config(self) -> RunnableConfig:
         return self.parent.child_config(
-            run_name="formatter", tags=["cascade:formatter", "nostream"]
+            run_name="formatter", tags=[FORMATTER_TAG, NOSTREAM_TAG]
         )
 
     def streams_live(self, effect: Effect) -> bool:
@@ -888,12 +1138,13 @@ class _Call:
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
         merged: AIMessageChunk | None = None
-        for chunk in stream_nested(
+        for item in stream_nested(
             self.runnables[effect.tier],
             self.plan.messages,
             self.tier_config(effect.tier),
             **self._tier_kwargs(),
         ):
+            chunk = _as_chunk(item)
             merged = chunk if merged is None else merged + chunk
             if (live := _live_chunk(chunk)) is not None:
                 yield live
@@ -909,3 +1160,25 @@ class _Call:
                 **self._tier_kwargs(),
             ),
         )
+
+
+def prepare_call(
+    cascade: CascadingChatModel,
+    messages: list[BaseMessage],
+    parent: ParentRun,
+    kwargs: dict[str, Any],
+) -> _Call:
+    """The plan and drivers ``invoke`` would build for ``messages`` (used by collect).
+
+    Args:
+        cascade: The cascade.
+        messages: The conversation.
+        parent: The run the tiers' and gates' runs nest under.
+        kwargs: Call kwargs as a binding passes them (``tools``,
+            ``structured_output``, ``stop``...).
+
+    Returns:
+        The call, ready to perform the effects of ``decide(call.plan)``.
+    """
+    stop = kwargs.pop("stop", None)
+    return cascade._start_call(messages, stop, None, {**kwargs, _STREAM_PARENT: parent})

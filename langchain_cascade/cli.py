@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
-    from langchain_cascade.calibration import CalibrationResult
+    from langchain_cascade.calibration import CalibrationResult, TierValue
     from langchain_cascade.collect import CollectedScores
 
 __all__ = ["build_parser", "format_report", "main"]
@@ -146,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--title", default="Cascade cost-quality frontier", help="the plot's title"
     )
+    fit.add_argument(
+        "--confidence",
+        type=_share,
+        metavar="P",
+        help="meet the target at this bootstrap confidence (e.g. 0.9), not on the mean",
+    )
+    fit.add_argument(
+        "--select-tiers",
+        action="store_true",
+        help="also choose which tiers to keep (the final tier always stays)",
+    )
     fit.set_defaults(handler=_calibrate, subparser=fit)
 
     run = commands.add_parser(
@@ -175,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first failing example (default) or skip it",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only examples whose index is I modulo N (one worker's share)",
+    )
     run.set_defaults(handler=_collect, subparser=run)
     return parser
 
@@ -196,6 +213,18 @@ def _threshold(value: float) -> str:
     if math.isinf(value):
         return "+inf (never accept)" if value > 0 else "-inf (always accept)"
     return f"{value:.6g}"
+
+
+def _shard(value: str) -> tuple[int, int]:
+    i, sep, n = value.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or not 0 <= shard[0] < shard[1]:
+        msg = f"expected I/N with 0 <= I < N, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return shard
 
 
 def format_report(
@@ -258,7 +287,39 @@ def format_report(
         f"  this cascade       {_pct(result.quality):>8}  {_money(result.cost):>12}",
         f"Frontier: {len(result.frontier)} non-dominated policies",
     ]
+    if result.quality_interval is not None and result.cost_interval is not None:
+        (q_lo, q_hi), (c_lo, c_hi) = result.quality_interval, result.cost_interval
+        lines += [
+            f"Bootstrap bounds at {result.confidence:g}: quality "
+            f"{_pct(q_lo)} .. {_pct(q_hi)}, cost {_money(c_lo)} .. {_money(c_hi)}"
+        ]
+    if result.tier_report:
+        lines += ["", f"Tiers kept: {list(result.tiers)}"]
+        lines += [tier_line(r, names) for r in result.tier_report]
     return "\n".join(lines)
+
+
+def tier_line(value: TierValue, names: Sequence[str] = ()) -> str:
+    """One line of the pays-for-itself report: "tier 1 (x): drop (...)".
+
+    Args:
+        value: One entry of ``CalibrationResult.tier_report``.
+        names: The tiers' model names.
+
+    Returns:
+        The line.
+    """
+    tier = value["tier"]
+    name = f" ({names[tier]})" if tier < len(names) else ""
+
+    def cost(v: float | None) -> str:
+        return "infeasible" if v is None else _money(v)
+
+    verdict = "pays for itself" if value["pays"] else "does not pay: drop it"
+    return (
+        f"  tier {tier}{name}: {verdict} "
+        f"(cost with {cost(value['cost_with'])}, without {cost(value['cost_without'])})"
+    )
 
 
 def _load(parser: argparse.ArgumentParser, path: Path) -> CollectedScores:
@@ -288,7 +349,13 @@ def _calibrate(
     if args.min_quality_ratio is not None:
         premium = float(data.correct[:, -1].mean())
         kwargs["min_quality"] = args.min_quality_ratio * premium
-    result = data.calibrate(include_gate_costs=not args.no_gate_costs, **kwargs)
+    if args.confidence is not None:
+        kwargs["confidence"] = args.confidence
+    result = data.calibrate(
+        include_gate_costs=not args.no_gate_costs,
+        select_tiers=args.select_tiers,
+        **kwargs,
+    )
     out.write(
         format_report(result, model_names=data.model_names, source=str(args.file))
         + "\n"
@@ -365,11 +432,13 @@ def _collect(
         progress=not args.no_progress,
         max_concurrency=args.max_concurrency,
         on_error=args.on_error,
+        shard=args.shard,
     )
     out.write(
         f"Collected {data.n_queries} examples x {data.n_tiers} tiers "
         f"({', '.join(data.model_names)}) into {args.out}\n"
-        f"Next: {PROG} calibrate {args.out} --min-quality Q\n"
+        + data.summary()
+        + f"\nNext: {PROG} calibrate {args.out} --min-quality Q\n"
     )
     return 0
 

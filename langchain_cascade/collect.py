@@ -1,11 +1,16 @@
 """Collect the data :func:`~langchain_cascade.calibration.calibrate` needs.
 
-:func:`collect` runs *every* tier of a cascade and *every* non-final gate on a
-labelled dataset, not only the tiers a live cascade would reach, and records for
-each example and tier: the gate's score, whether the answer is right (by your own
-``evaluate`` function), what the call and the gate cost, and how long each took.
-The result, :class:`CollectedScores`, holds them as ``(queries, tiers)`` arrays
-and fits thresholds with :meth:`CollectedScores.calibrate`.
+:func:`collect` runs a labelled dataset through the live cascade's own decision
+loop (``_run.decide``) and drivers, with one change: every tier's gate is a
+*recorder* that runs the tier's gate and any extra candidate gates on the answer,
+records their verdicts, scores, costs and latencies, and never passes, so the
+loop walks every tier (answering once per tier), not only the tiers a live call
+would reach. What is recorded is therefore what runs: the same ``GateInput``
+(tools included), the same fail-closed rule for a raising gate, tools and
+structured output bound as the cascade binds them, the same prices. Each
+example's correctness per tier comes from your own ``evaluate`` function. The
+result, :class:`CollectedScores`, holds ``(queries, tiers)`` arrays and fits
+thresholds with :meth:`CollectedScores.calibrate`.
 
 Long runs survive interruptions: with ``path``, each finished example is appended
 to a JSON-lines file at once, and a rerun skips every example already there
@@ -31,34 +36,55 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import math
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from langchain_core.callbacks import UsageMetadataCallbackHandler
+from langchain_core.callbacks import CallbackManager, CallbackManagerForChainRun
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
     HumanMessage,
-    UsageMetadata,
     convert_to_messages,
     messages_to_dict,
 )
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBinding,
+    RunnableConfig,
+    RunnableParallel,
+    RunnableSequence,
+    ensure_config,
+)
+from pydantic import Field
 
-from langchain_cascade.gates.base import GateInput
-from langchain_cascade.pricing import PriceTable, price_of
+from langchain_cascade._callbacks import ParentRun
+from langchain_cascade._run import Attempt, CallGate, Event, _judge, decide
+from langchain_cascade.chat_models import (
+    CascadingChatModel,
+    _Call,
+    _Stepper,
+    prepare_call,
+)
+from langchain_cascade.errors import CascadeError
+from langchain_cascade.gates.base import (
+    Gate,
+    GateInput,
+    GateLike,
+    GateResult,
+    coerce_gate,
+)
 
 if TYPE_CHECKING:
     import os
@@ -66,15 +92,16 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from langchain_cascade.calibration import CalibrationResult, PolicyEvaluation
-    from langchain_cascade.chat_models import CascadingChatModel
 
 __all__ = [
     "CollectedScores",
     "Evaluator",
     "ExampleRecord",
+    "GateRecord",
     "TierRecord",
     "collect",
     "input_hash",
+    "merge",
     "read_jsonl",
 ]
 
@@ -89,12 +116,66 @@ _FORMAT_VERSION = 1
 # --------------------------------------------------------------------------
 
 
-def _nan_if_none(value: float | None) -> float:
+def _nan_if_none(value: float | str | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _json_score(value: float) -> float | str | None:
+    """A score for JSON: NaN is ``None``, infinities are ``"inf"`` / ``"-inf"``."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """What one candidate gate said about one tier's answer.
+
+    Attributes:
+        name: The candidate's name (the key it was given under).
+        score: Its score; a score-less verdict counts 1.0 if it passed, else
+            0.0; ``-inf`` when the gate raised (it failed closed).
+        passed: Its verdict.
+        reason: Its reason.
+        cost: What its own model calls cost (NaN when one has no price).
+        latency_s: Seconds it took.
+    """
+
+    name: str
+    score: float
+    passed: bool
+    reason: str = ""
+    cost: float = 0.0
+    latency_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "name": self.name,
+            "score": _json_score(self.score),
+            "passed": self.passed,
+            "reason": self.reason,
+            "cost": _none_if_nan(self.cost),
+            "latency_s": round(self.latency_s, 6),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateRecord:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            name=str(data["name"]),
+            score=_nan_if_none(data.get("score")),
+            passed=bool(data["passed"]),
+            reason=str(data.get("reason") or ""),
+            cost=_nan_if_none(data.get("cost")),
+            latency_s=float(data.get("latency_s") or 0.0),
+        )
 
 
 @dataclass(frozen=True)
@@ -104,19 +185,29 @@ class TierRecord:
     Attributes:
         tier: The tier's index, ``0`` for the cheapest.
         model: The tier's model name.
-        score: The gate's score (a score-less verdict counts 1.0 if it passed,
-            else 0.0). For the final tier, which has no gate, the review gate's
-            score, or NaN without one.
-        correct: The evaluator's verdict on the answer, in ``[0, 1]``.
+        score: The cascade's gate's score (a score-less verdict counts 1.0 if it
+            passed, else 0.0). For the final tier, which has no gate, the review
+            gate's score, or NaN without one. ``-inf`` when the live cascade
+            would escalate whatever the threshold: the tier raised, its
+            structured output did not parse, or the gate raised.
+        correct: The evaluator's verdict on the answer, in ``[0, 1]`` (0 when
+            the tier raised).
         cost: The call's cost in dollars; NaN when the model has no price or
-            the answer no ``usage_metadata``.
+            the answer no ``usage_metadata``; 0 when the tier raised (no usage
+            came back, as the live budget counts it).
         gate_cost: What the gate's own model calls cost; ``0.0`` when it made
             none, NaN when one of them has no price, and NaN for the final tier.
         latency_s: Seconds the tier's call took.
         gate_latency_s: Seconds the gate took (NaN for the final tier).
         passed: Whether the gate passed the answer (``None`` for the final tier).
-        reason: The gate's reason.
+        reason: The gate's reason (or why the tier could not be judged).
         answer: The answer's text, for inspection.
+        error: What the tier raised, when it did.
+        candidates: Every candidate gate's verdict on the answer (the cascade's
+            own gate first, under ``"gate"``; the review gate under
+            ``"review"``).
+        features: The answer's generic features
+            (:func:`~langchain_cascade.gates.learned.answer_features`).
     """
 
     tier: int
@@ -130,13 +221,16 @@ class TierRecord:
     passed: bool | None = None
     reason: str = ""
     answer: str = ""
+    error: str | None = None
+    candidates: tuple[GateRecord, ...] = ()
+    features: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data; NaN becomes ``None``."""
+        """JSON-ready data; NaN becomes ``None``, infinities strings."""
         return {
             "tier": self.tier,
             "model": self.model,
-            "score": _none_if_nan(self.score),
+            "score": _json_score(self.score),
             "correct": self.correct,
             "cost": _none_if_nan(self.cost),
             "gate_cost": _none_if_nan(self.gate_cost),
@@ -145,6 +239,9 @@ class TierRecord:
             "passed": self.passed,
             "reason": self.reason,
             "answer": self.answer,
+            "error": self.error,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "features": {k: _none_if_nan(v) for k, v in self.features.items()},
         }
 
     @classmethod
@@ -162,6 +259,13 @@ class TierRecord:
             passed=data.get("passed"),
             reason=str(data.get("reason") or ""),
             answer=str(data.get("answer") or ""),
+            error=data.get("error"),
+            candidates=tuple(
+                GateRecord.from_dict(c) for c in data.get("candidates") or ()
+            ),
+            features={
+                str(k): _nan_if_none(v) for k, v in (data.get("features") or {}).items()
+            },
         )
 
 
@@ -280,6 +384,28 @@ def _records_dict(records: Sequence[ExampleRecord]) -> dict[str, list[list[float
     }
 
 
+def _named_arrays(
+    records: Sequence[ExampleRecord], kind: Literal["candidates", "features"]
+) -> dict[str, NDArray[Any]]:
+    """``{name: (queries, tiers) array}`` of candidate scores or features (NaN: absent)."""
+    import numpy as np  # noqa: PLC0415 - the calibration extra
+
+    width = len(records[0].tiers)
+    out: dict[str, NDArray[Any]] = {}
+    for row, record in enumerate(records):
+        for tier in record.tiers:
+            values = (
+                {c.name: c.score for c in tier.candidates}
+                if kind == "candidates"
+                else dict(tier.features)
+            )
+            for name, value in values.items():
+                if name not in out:
+                    out[name] = np.full((len(records), width), np.nan)
+                out[name][row, tier.tier] = value
+    return out
+
+
 def _unknown_columns(arr: NDArray[Any]) -> list[int]:
     import numpy as np  # noqa: PLC0415 - the calibration extra
 
@@ -302,6 +428,9 @@ class CollectedScores:
         gate_latencies: Seconds per gate.
         model_names: The tiers' model names.
         indices: Each row's example index.
+        candidate_scores: Every candidate gate's scores by name (NaN where a
+            tier had no such candidate); ``"gate"`` is the cascade's own gates.
+        features: The answers' generic features by name.
     """
 
     scores: NDArray[Any]
@@ -312,6 +441,33 @@ class CollectedScores:
     gate_latencies: NDArray[Any]
     model_names: tuple[str, ...] = ()
     indices: tuple[int, ...] = ()
+    candidate_scores: Mapping[str, NDArray[Any]] = field(default_factory=dict)
+    features: Mapping[str, NDArray[Any]] = field(default_factory=dict)
+
+    def subset(self, rows: ArrayLike) -> CollectedScores:
+        """The arrays of some rows only (a boolean mask or row positions).
+
+        Args:
+            rows: Which rows.
+
+        Returns:
+            A new :class:`CollectedScores`.
+        """
+        import numpy as np  # noqa: PLC0415 - the calibration extra
+
+        pick = np.arange(self.n_queries)[np.asarray(rows)]
+        return CollectedScores(
+            scores=self.scores[pick],
+            correct=self.correct[pick],
+            costs=self.costs[pick],
+            gate_costs=self.gate_costs[pick],
+            latencies=self.latencies[pick],
+            gate_latencies=self.gate_latencies[pick],
+            model_names=self.model_names,
+            indices=tuple(self.indices[i] for i in pick) if self.indices else (),
+            candidate_scores={k: v[pick] for k, v in self.candidate_scores.items()},
+            features={k: v[pick] for k, v in self.features.items()},
+        )
 
     @property
     def n_queries(self) -> int:
@@ -360,7 +516,44 @@ class CollectedScores:
             **arrays,
             model_names=names,
             indices=tuple(r.index for r in ordered),
+            candidate_scores=_named_arrays(ordered, "candidates"),
+            features=_named_arrays(ordered, "features"),
         )
+
+    def summary(self, **kwargs: Any) -> str:
+        """Which tiers pay for themselves on this data, as lines of text.
+
+        Runs ``calibrate(select_tiers=True)`` (by default: the cheapest policy
+        that keeps the final tier's quality) and says "drop tier X" for every
+        tier that does not lower the cost at that target.
+
+        Args:
+            **kwargs: Passed to :meth:`calibrate` (e.g. ``min_quality``).
+
+        Returns:
+            The summary; a note instead when the data cannot be calibrated
+            (unknown costs, say).
+        """
+        from langchain_cascade.cli import tier_line  # noqa: PLC0415
+
+        try:
+            result = self.calibrate(select_tiers=True, **kwargs)
+        except ValueError as exc:
+            return f"Tier check skipped: {exc}"
+        lines = [f"Tier check ({result.constraint}):"]
+        lines += [tier_line(v, self.model_names) for v in result.tier_report]
+        drop = [
+            f"tier {v['tier']} ({self.model_names[v['tier']]})"
+            if v["tier"] < len(self.model_names)
+            else f"tier {v['tier']}"
+            for v in result.tier_report
+            if not v["kept"]
+        ]
+        if drop:
+            lines.append(
+                "Drop " + ", ".join(drop) + ": the cascade is cheaper without."
+            )
+        return "\n".join(lines)
 
     def _calibration_inputs(
         self, costs: ArrayLike | None, *, include_gate_costs: bool
@@ -458,18 +651,20 @@ class CollectedScores:
         out = Path(path)
         if out.suffix != ".npz":
             out = out.with_name(out.name + ".npz")
+        arrays: dict[str, NDArray[Any]] = {
+            "scores": self.scores,
+            "correct": self.correct,
+            "costs": self.costs,
+            "gate_costs": self.gate_costs,
+            "latencies": self.latencies,
+            "gate_latencies": self.gate_latencies,
+            "model_names": np.asarray(self.model_names, dtype=str),
+            "indices": np.asarray(self.indices, dtype=np.int64),
+            **{f"candidate:{k}": v for k, v in self.candidate_scores.items()},
+            **{f"feature:{k}": v for k, v in self.features.items()},
+        }
         with out.open("wb") as handle:
-            np.savez(
-                handle,
-                scores=self.scores,
-                correct=self.correct,
-                costs=self.costs,
-                gate_costs=self.gate_costs,
-                latencies=self.latencies,
-                gate_latencies=self.gate_latencies,
-                model_names=np.asarray(self.model_names, dtype=str),
-                indices=np.asarray(self.indices, dtype=np.int64),
-            )
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
         return out
 
     @classmethod
@@ -534,105 +729,26 @@ class CollectedScores:
                 if "indices" in data
                 else tuple(range(scores.shape[0]))
             )
-        return cls(**arrays, model_names=names, indices=indices)
-
-
-# --------------------------------------------------------------------------
-# progress
-# --------------------------------------------------------------------------
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(seconds + 0.5), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-class _Progress:
-    """A one-line progress bar on a stream (stderr by default).
-
-    On a terminal the line is redrawn in place; otherwise a line is written at
-    most every ``interval_s`` seconds, and at the end.
-    """
-
-    def __init__(
-        self,
-        total: int,
-        *,
-        done: int = 0,
-        stream: TextIO | None = None,
-        enabled: bool = True,
-        width: int = 30,
-        interval_s: float = 10.0,
-    ) -> None:
-        self.total = total
-        self.done = done
-        self.start_done = done
-        self.failed = 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled and total > 0
-        self.width = width
-        self.interval_s = interval_s
-        self.started = time.monotonic()
-        self.last_write = -math.inf
-        self.written = -1
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty and isatty())
-
-    def _line(self) -> str:
-        share = self.done / self.total if self.total else 1.0
-        filled = int(self.width * share)
-        elapsed = time.monotonic() - self.started
-        new = self.done - self.start_done
-        remaining = (self.total - self.done) * elapsed / new if new else math.inf
-        failed = f" ({self.failed} failed)" if self.failed else ""
-        return (
-            f"collect [{'#' * filled}{'.' * (self.width - filled)}] "
-            f"{self.done}/{self.total} {share:4.0%}{failed} "
-            f"elapsed {_duration(elapsed)} eta {_duration(remaining)}"
+            named = {
+                kind: {
+                    key.split(":", 1)[1]: np.asarray(data[key], dtype=np.float64)
+                    for key in data.files
+                    if key.startswith(kind + ":")
+                }
+                for kind in ("candidate", "feature")
+            }
+        return cls(
+            **arrays,
+            model_names=names,
+            indices=indices,
+            candidate_scores=named["candidate"],
+            features=named["feature"],
         )
 
-    def update(self, *, failed: bool = False) -> None:
-        self.done += 1
-        self.failed += int(failed)
-        self._draw(final=False)
-
-    def _draw(self, *, final: bool) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.tty:
-            self.stream.write("\r" + self._line() + ("\n" if final else ""))
-        elif (final and self.written != self.done) or (
-            now - self.last_write >= self.interval_s
-        ):
-            self.stream.write(self._line() + "\n")
-        else:
-            return
-        self.last_write, self.written = now, self.done
-        self.stream.flush()
-
-    def close(self) -> None:
-        self._draw(final=True)
-
 
 # --------------------------------------------------------------------------
-# collecting
+# collecting: the live decision loop, with a gate that records and never passes
 # --------------------------------------------------------------------------
-
-
-def _usage_cost(prices: PriceTable, usage: UsageMetadata | None, model: str) -> float:
-    return _nan_if_none(price_of(prices, model, usage))
-
-
-def _gate_cost(prices: PriceTable, usage: Mapping[str, UsageMetadata]) -> float:
-    """What a gate's model calls cost: 0.0 for none, NaN when one is unpriced."""
-    total = 0.0
-    for model, part in usage.items():
-        total += _usage_cost(prices, part, model)
-    return total
 
 
 def _check_correct(value: object, index: int, tier: int) -> float:
@@ -651,106 +767,224 @@ def _check_correct(value: object, index: int, tier: int) -> float:
     return out
 
 
+def _verdict_score(result: GateResult | None, attempt: Attempt) -> float:
+    """The number calibration sees: ``-inf`` when the gate raised (fail closed)."""
+    if result is None or attempt.reason.startswith("gate raised "):
+        return -math.inf
+    return float(result.passed) if result.score is None else float(result.score)
+
+
+class _Recorder(Gate):
+    """A tier's gate in collect's plan: runs every candidate, never passes.
+
+    The collect driver recognises it and runs each candidate through the live
+    loop's own gate step (:func:`~langchain_cascade._run.judge`), so each fails
+    closed, is priced and timed exactly as in a live call; it answers the loop
+    with a failed verdict, so the loop walks on to the next tier.
+    """
+
+    candidates: list[tuple[str, Gate]]
+    records: list[GateRecord] = Field(default_factory=list)
+
+    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """Never called: the collect driver performs this gate itself."""
+        msg = "a collect recorder runs only under collect's driver"
+        raise RuntimeError(msg)
+
+    def record(
+        self, call: _Call, effect: CallGate
+    ) -> tuple[GateResult, dict[str, Any]]:
+        """Run every candidate on the tier's answer, as the live loop would."""
+        gate_input = effect.gate_input
+        for name, gate in self.candidates:
+            attempt = Attempt(tier=gate_input.tier, model=gate_input.model)
+            steps = _Stepper(
+                _judge(call.plan, gate_input.tier, gate_input.response, gate, attempt)
+            )
+            _drive(steps, call)
+            result = cast("GateResult | None", steps.outcome)
+            self.records.append(
+                GateRecord(
+                    name=name,
+                    score=_verdict_score(result, attempt),
+                    passed=bool(result is not None and result.passed),
+                    reason=attempt.reason,
+                    cost=_nan_if_none(attempt.gate_cost),
+                    latency_s=attempt.gate_latency_s or 0.0,
+                )
+            )
+        return GateResult(passed=False, reason="collect records every tier"), {}
+
+
+def _drive(steps: _Stepper, call: _Call) -> None:
+    """The collect driver: performs effects like ``invoke``, except two.
+
+    A recorder gate is performed by the recorder itself, and events are not
+    dispatched (collect's walk through every tier is no escalation).
+    """
+    while (effect := steps.next()) is not None:
+        try:
+            if isinstance(effect, CallGate) and isinstance(effect.gate, _Recorder):
+                steps.send(effect.gate.record(call, effect))
+            elif isinstance(effect, Event):
+                steps.send(None)
+            else:
+                steps.send(call.perform(effect))
+        except Exception as exc:  # noqa: BLE001 - decide() records it
+            steps.throw(exc)
+
+
+def _unwrap(
+    target: CascadingChatModel | Runnable[Any, Any],
+) -> tuple[CascadingChatModel, dict[str, Any]]:
+    """The cascade inside ``target`` and the call kwargs its bindings add.
+
+    Accepts the cascade, ``cascade.bind_tools(...)``, ``cascade.bind(...)`` and
+    ``cascade.with_structured_output(...)`` (whose first step is the binding).
+    """
+    kwargs: dict[str, Any] = {}
+    node: Any = target
+    while not isinstance(node, CascadingChatModel):
+        if isinstance(node, RunnableBinding):
+            kwargs = {**node.kwargs, **kwargs}
+            node = node.bound
+        elif isinstance(node, RunnableSequence):
+            node = node.first
+        elif isinstance(node, RunnableParallel) and len(node.steps__) == 1:
+            node = next(iter(node.steps__.values()))
+        else:
+            msg = (
+                "collect needs a CascadingChatModel (or one with tools or "
+                f"structured output bound), got {type(target).__name__}"
+            )
+            raise TypeError(msg)
+    return node, kwargs
+
+
 @dataclass
 class _Runner:
-    """Runs every tier and gate of ``cascade`` on one example."""
+    """Runs one example through the live decision loop, scoring every tier."""
 
     cascade: CascadingChatModel
     evaluate: Evaluator
     config: RunnableConfig | None
     keep_answers: bool
-    names: list[str] = field(init=False)
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+    candidates: Mapping[str, Gate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.names = self.cascade.model_names
+        # Compute the cascade's identity (it reprs the gates) once, before the
+        # threads start: a gate's repr races with its own calls in other threads.
+        _ = self.cascade.model_names
 
-    def _config(self, **extra: Any) -> RunnableConfig:
-        config: dict[str, Any] = dict(self.config or {})
-        callbacks = config.get("callbacks")
-        handlers = extra.pop("handlers", [])
-        if handlers:
-            if callbacks is None:
-                config["callbacks"] = handlers
-            elif isinstance(callbacks, list):
-                config["callbacks"] = [*callbacks, *handlers]
-            else:
-                manager = callbacks.copy()
-                for handler in handlers:
-                    manager.add_handler(handler, inherit=True)
-                config["callbacks"] = manager
-        tags = [*config.get("tags", []), *extra.pop("tags", [])]
-        metadata = {**config.get("metadata", {}), **extra.pop("metadata", {})}
-        config.update(tags=tags, metadata=metadata, **extra)
-        return config  # type: ignore[return-value]
+    def _recorders(self) -> tuple[list[_Recorder], _Recorder | None]:
+        cascade, extra = self.cascade, list(self.candidates.items())
+        gates = [
+            _Recorder(candidates=[("gate", gate), *extra]) for gate in cascade.gates
+        ]
+        final = [("review", cascade.review_gate)] if cascade.review_gate else []
+        review = _Recorder(candidates=[*final, *extra]) if final or extra else None
+        return gates, review
 
     def run(self, index: int, value: Any, reference: Any) -> ExampleRecord:
+        config = ensure_config(self.config)
+        manager = CallbackManager.configure(
+            config.get("callbacks"),
+            inheritable_tags=[*config.get("tags", []), "cascade:collect"],
+            inheritable_metadata={**config.get("metadata", {}), "collect_index": index},
+        )
         messages = _to_messages(value)
-        cascade = self.cascade
-        last = len(cascade.models) - 1
-        stop = {"stop": cascade.stop} if cascade.stop else {}
-        tiers: list[TierRecord] = []
-        for tier, model in enumerate(cascade.models):
-            started = time.perf_counter()
-            answer = model.invoke(
-                messages,
-                self._config(
-                    run_name=f"collect tier {tier}: {self.names[tier]}",
-                    tags=[f"cascade:tier:{tier}", "cascade:collect"],
-                    metadata={"cascade_tier": tier, "collect_index": index},
-                ),
-                **stop,
-            )
-            latency = time.perf_counter() - started
-            if not isinstance(answer, AIMessage):
-                msg = f"tier {tier} returned {type(answer).__name__}, not an AIMessage"
-                raise TypeError(msg)
-            cost = _usage_cost(cascade.prices, answer.usage_metadata, self.names[tier])
-            correct = _check_correct(self.evaluate(answer, reference), index, tier)
-            score = gate_cost = gate_latency = math.nan
-            passed: bool | None = None
-            reason = ""
-            # The final tier has no gate; its review gate, if any, scores it.
-            gate = cascade.gates[tier] if tier < last else cascade.review_gate
-            if gate is not None:
-                usage = UsageMetadataCallbackHandler()
-                gate_input = GateInput(
-                    messages=messages,
-                    response=answer,
-                    tier=tier,
-                    model=self.names[tier],
-                    chat_model=model,
-                )
-                started = time.perf_counter()
-                result = gate.invoke(
-                    gate_input,
-                    self._config(
-                        run_name=gate.gate_name,
-                        tags=["cascade:gate", "cascade:collect"],
-                        metadata={"cascade_tier": tier, "collect_index": index},
-                        handlers=[usage],
-                    ),
-                )
-                gate_latency = time.perf_counter() - started
-                score = float(result.passed) if result.score is None else result.score
-                gate_cost = _gate_cost(cascade.prices, usage.usage_metadata)
-                passed, reason = result.passed, result.reason
-            tiers.append(
-                TierRecord(
-                    tier=tier,
-                    model=self.names[tier],
-                    score=float(score),
-                    correct=correct,
-                    cost=cost,
-                    gate_cost=gate_cost,
-                    latency_s=latency,
-                    gate_latency_s=gate_latency,
-                    passed=passed,
-                    reason=reason,
-                    answer=answer.text if self.keep_answers else "",
-                )
-            )
+        run = manager.on_chain_start(
+            {"name": "collect"},
+            {"messages": messages_to_dict(messages)},
+            name=f"collect example {index}",
+        )
+        try:
+            record = self._run(run, index, value, messages, reference)
+        except BaseException as exc:
+            run.on_chain_error(exc)
+            raise
+        run.on_chain_end(record.to_dict())
+        return record
+
+    def _run(
+        self,
+        run: CallbackManagerForChainRun,
+        index: int,
+        value: Any,
+        messages: list[BaseMessage],
+        reference: Any,
+    ) -> ExampleRecord:
+        parent = ParentRun(
+            run_id=run.run_id,
+            handlers=list(run.inheritable_handlers),
+            tags=list(run.inheritable_tags),
+            metadata=dict(run.inheritable_metadata),
+        )
+        call = prepare_call(self.cascade, messages, parent, dict(self.call_kwargs))
+        gates, review = self._recorders()
+        call.plan = dataclasses.replace(
+            call.plan, gates=gates, review_gate=review, max_cost=None, formats=False
+        )
+        steps = _Stepper(decide(call.plan))
+        try:
+            _drive(steps, call)
+        except CascadeError as exc:  # the final tier raised: report what it raised
+            raise (exc.__cause__ or exc) from None
+        assert steps.outcome is not None  # noqa: S101 - decide always ends with one
+        recorders = [*gates, review]
+        tiers = [
+            self._tier_record(attempt, recorders[attempt.tier], index, reference)
+            for attempt in steps.outcome.attempts
+        ]
         return ExampleRecord(
             index=index, input_hash=input_hash(value), tiers=tuple(tiers)
+        )
+
+    def _tier_record(
+        self, attempt: Attempt, recorder: _Recorder | None, index: int, reference: Any
+    ) -> TierRecord:
+        from langchain_cascade.gates.learned import answer_features  # noqa: PLC0415
+
+        message = attempt.message
+        verdicts = tuple(recorder.records) if recorder is not None else ()
+        final = attempt.tier == len(self.cascade.models) - 1
+        own = (
+            next(iter(verdicts), None)
+            if (not final or self.cascade.review_gate)
+            else None
+        )
+        if message is None:  # the tier raised: the live loop escalates
+            score, reason = -math.inf, attempt.reason
+        elif own is None:  # no gate ran: a final tier without review, or no parse
+            judged = not attempt.reason.startswith("structured output")
+            score = math.nan if final and judged else -math.inf
+            reason = attempt.reason
+        else:
+            score, reason = own.score, own.reason
+        correct = (
+            0.0
+            if message is None
+            else _check_correct(self.evaluate(message, reference), index, attempt.tier)
+        )
+        return TierRecord(
+            tier=attempt.tier,
+            model=attempt.model,
+            score=score,
+            correct=correct,
+            cost=0.0 if message is None else _nan_if_none(attempt.cost),
+            # no gate ran on a non-final tier that raised or did not parse: free
+            gate_cost=own.cost if own is not None else (math.nan if final else 0.0),
+            latency_s=attempt.latency_s,
+            gate_latency_s=(
+                own.latency_s if own is not None else (math.nan if final else 0.0)
+            ),
+            passed=own.passed if own is not None else (None if final else False),
+            reason=reason,
+            answer=message.text if message is not None and self.keep_answers else "",
+            error=attempt.error,
+            candidates=verdicts,
+            features=answer_features(message) if message is not None else {},
         )
 
 
@@ -793,9 +1027,10 @@ class _Collection:
     runner: _Runner
     pairs: list[tuple[Any, Any]]
     out: Path | None
-    bar: _Progress
+    bar: Any  # a tqdm bar
     results: dict[int, ExampleRecord]
     first_error: BaseException | None = None
+    failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _finish(self, index: int, future: Future[ExampleRecord]) -> None:
@@ -810,9 +1045,11 @@ class _Collection:
                     line = json.dumps(record.to_dict(), allow_nan=False)
                     with self.out.open("a", encoding="utf-8") as handle:
                         handle.write(line + "\n")
-            elif self.first_error is None:
-                self.first_error = error
-            self.bar.update(failed=error is not None)
+            else:
+                self.failed += 1
+                self.first_error = self.first_error or error
+                self.bar.set_postfix(failed=self.failed)
+            self.bar.update()
 
     def run(self, todo: Sequence[int], max_concurrency: int, *, stop: bool) -> None:
         """Runs ``todo``; with ``stop``, stops at the first example that raises."""
@@ -851,55 +1088,73 @@ def _check_pairs(examples: Sequence[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
 
 
 def collect(
-    cascade: CascadingChatModel,
+    cascade: CascadingChatModel | Runnable[Any, Any],
     examples: Sequence[tuple[Any, Any]],
     evaluate: Evaluator,
     *,
+    candidates: Mapping[str, GateLike] | None = None,
     path: str | os.PathLike[str] | None = None,
     progress: bool = True,
     max_concurrency: int = 4,
+    shard: tuple[int, int] | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     keep_answers: bool = True,
     config: RunnableConfig | None = None,
 ) -> CollectedScores:
-    """Runs every tier and every non-final gate of ``cascade`` on labelled examples.
+    """Runs every tier of ``cascade`` on labelled examples and scores every gate.
 
-    For each example and tier: invoke ``cascade.models[i]``, judge the answer
-    with ``evaluate(answer, reference)``, run ``cascade.gates[i]`` on it (not for
-    the last tier) and record score, correctness, cost, gate cost and latency.
-    Costs come from ``cascade.prices`` and the answers' ``usage_metadata``; the
-    gate's model calls are counted with a ``UsageMetadataCallbackHandler``.
-    Tiers of one example run in order; up to ``max_concurrency`` examples run
-    at once, in threads.
+    Each example goes through the live cascade's own decision loop and drivers
+    (``_run.decide`` and the ``invoke`` driver), with two changes: every tier's
+    gate is a recorder that runs the tier's gate (and every ``candidates``
+    gate) on the answer and never passes, so every tier answers once; and there
+    is no budget. So each tier is called exactly as a live call calls it (tools
+    and structured output bound, the same ``GateInput``), each gate fails closed
+    as it does live (a raising gate scores ``-inf``), and costs are priced the
+    same way. The review gate (and the candidates) score the final tier. A
+    non-final tier that raises is recorded (``error``, score ``-inf``) and the
+    next tier answers, as live; a final tier that raises fails the example.
 
     With ``path``, each finished example is appended to that JSON-lines file at
     once, and examples already there (same index, same input hash) are not run
     again: rerun the same call after an interruption to finish the job.
 
     Args:
-        cascade: The cascade whose tiers and gates to run (at least 2 tiers).
+        cascade: The cascade, or the cascade with tools or structured output
+            bound (``cascade.bind_tools(...)``, ``cascade.with_structured_output(...)``).
         examples: ``(input, reference)`` pairs; ``input`` is anything the chat
             model accepts (a string, a PromptValue, a list of messages).
-        evaluate: ``evaluate(answer, reference) -> float`` in ``[0, 1]``.
+        evaluate: ``evaluate(answer, reference) -> float`` in ``[0, 1]``; the
+            answer is the tier's AIMessage (for structured output: the raw
+            message, whose tool call or text holds the object).
+        candidates: More gates to score every tier's answer with, by name (for
+            :func:`~langchain_cascade.gates.learned.fit_learned_gates` or to
+            compare gates); ``"gate"`` and ``"review"`` are taken.
         path: Optional JSON-lines file to append results to and resume from.
-        progress: Draw a progress bar on stderr.
-        max_concurrency: Examples run at once.
+        progress: Draw a progress bar (tqdm) on stderr.
+        max_concurrency: Examples run at once, in threads.
+        shard: ``(i, n)``: run only the examples whose index is ``i`` modulo
+            ``n`` (a worker's share; give each worker its own ``path`` and
+            merge the files with :func:`merge`).
         on_error: ``"raise"``: stop at the first example that raises (finished
             examples are kept in ``path``) and re-raise. ``"skip"``: leave it out
             of the result (a rerun with ``path`` retries it).
         keep_answers: Store each answer's text in the file.
-        config: Optional base config (callbacks, tags) for every call.
+        config: Optional base config (callbacks, tags) for every example's run.
 
     Returns:
         The arrays, rows in example order (finished examples only).
 
     Raises:
         ValueError: When the cascade has one tier, ``path`` holds results of
-            other inputs, or ``evaluate`` returns a value outside ``[0, 1]``.
-        Exception: With ``on_error="raise"``, whatever a model, gate or
+            other inputs, ``shard`` is malformed, or ``evaluate`` returns a value
+            outside ``[0, 1]``.
+        Exception: With ``on_error="raise"``, whatever a final tier or
             ``evaluate`` raised.
     """
-    if len(cascade.models) < 2:
+    from tqdm.auto import tqdm  # noqa: PLC0415 - the calibration extra
+
+    chat, call_kwargs = _unwrap(cascade)
+    if len(chat.models) < 2:
         msg = (
             "collect needs a cascade of at least 2 tiers: "
             "one tier has no gate to calibrate"
@@ -911,27 +1166,43 @@ def collect(
     if on_error not in ("raise", "skip"):
         msg = f"on_error must be 'raise' or 'skip', got {on_error!r}"
         raise ValueError(msg)
+    extra = {
+        name: coerce_gate(gate, where=f"candidates[{name!r}]")
+        for name, gate in (candidates or {}).items()
+    }
+    if taken := {"gate", "review"} & set(extra):
+        msg = f"candidate names {sorted(taken)} are taken by the cascade's own gates"
+        raise ValueError(msg)
     pairs = _check_pairs(examples)
+    mine = _shard_indices(len(pairs), shard)
     out = Path(path) if path is not None else None
     done: dict[int, ExampleRecord] = {}
     if out is not None:
         done = _resume(out, [input_hash(value) for value, _ in pairs])
         out.parent.mkdir(parents=True, exist_ok=True)
         _repair_tail(out)
+    done = {i: r for i, r in done.items() if i in mine}
     run = _Collection(
-        runner=_Runner(cascade, evaluate, config, keep_answers),
+        runner=_Runner(chat, evaluate, config, keep_answers, call_kwargs, extra),
         pairs=pairs,
         out=out,
-        bar=_Progress(len(pairs), done=len(done), enabled=progress),
+        bar=tqdm(
+            total=len(mine),
+            initial=len(done),
+            desc="collect",
+            unit="example",
+            disable=not progress,
+            file=sys.stderr,
+        ),
         results=dict(done),
     )
-    todo = [i for i in range(len(pairs)) if i not in done]
+    todo = [i for i in sorted(mine) if i not in done]
     run.run(todo, max_concurrency, stop=on_error == "raise")
     if run.first_error is not None:
         if on_error == "raise":
             raise run.first_error
         warnings.warn(
-            f"collect: {run.bar.failed} example(s) raised and were left out "
+            f"collect: {run.failed} example(s) raised and were left out "
             f"(first: {type(run.first_error).__name__}: {run.first_error}); "
             + ("rerun with the same path to retry them" if out else "they are lost"),
             stacklevel=2,
@@ -940,5 +1211,44 @@ def collect(
         msg = "no example finished: nothing was collected"
         raise ValueError(msg)
     return CollectedScores.from_records(
-        list(run.results.values()), model_names=cascade.model_names
+        list(run.results.values()), model_names=chat.model_names
     )
+
+
+def _shard_indices(count: int, shard: tuple[int, int] | None) -> set[int]:
+    if shard is None:
+        return set(range(count))
+    i, n = shard
+    if n < 1 or not 0 <= i < n:
+        msg = f"shard must be (i, n) with 0 <= i < n, got {shard!r}"
+        raise ValueError(msg)
+    return set(range(i, count, n))
+
+
+def merge(*paths: str | os.PathLike[str]) -> CollectedScores:
+    """Merges the JSON-lines files of several :func:`collect` shards.
+
+    Rows keep their example index, so shards of one dataset merge back into
+    the arrays of one run over all of it.
+
+    Args:
+        *paths: The shards' files.
+
+    Returns:
+        The arrays, rows in example order.
+
+    Raises:
+        ValueError: When two files hold the same example with different inputs.
+    """
+    records: dict[int, ExampleRecord] = {}
+    for path in paths:
+        for record in read_jsonl(path):
+            seen = records.get(record.index)
+            if seen is not None and seen.input_hash != record.input_hash:
+                msg = (
+                    f"{path}: example {record.index} has another input than in an "
+                    "earlier file: these shards come from different datasets"
+                )
+                raise ValueError(msg)
+            records[record.index] = record
+    return CollectedScores.from_records(list(records.values()))

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, cast
 
-if TYPE_CHECKING:
-    from langchain_cascade._run import Attempt
+from langchain_cascade.types import AttemptInfo
 
-__all__ = ["CascadeError"]
+__all__ = ["CascadeError", "TierTimeoutError"]
+
+
+class _Reports(Protocol):
+    def to_dict(self) -> AttemptInfo: ...
 
 
 class CascadeError(RuntimeError):
     """Raised when the final tier fails: no tier could answer.
 
     Attributes:
-        attempts: Every attempt of the call, as dicts (the same form as
+        attempts: Every attempt of the call (the same form as
             ``response_metadata["cascade"]["attempts"]``), each with its ``error``.
     """
 
-    def __init__(self, attempts: Sequence[Attempt], *, note: str = "") -> None:
+    def __init__(
+        self, attempts: Sequence[AttemptInfo | _Reports], *, note: str = ""
+    ) -> None:
         """Build the error from the call's attempts.
 
         Args:
-            attempts: Every attempt of the call, the failing one last.
+            attempts: Every attempt of the call, the failing one last, as
+                :class:`~langchain_cascade.types.AttemptInfo` dicts (or objects
+                with a ``to_dict()`` giving one).
             note: Why the call stopped, when it was not the final tier failing
                 (e.g. the budget).
         """
-        self.attempts: list[dict[str, Any]] = [a.to_dict() for a in attempts]
+        self.attempts: list[AttemptInfo] = [
+            cast("AttemptInfo", dict(a)) if isinstance(a, Mapping) else a.to_dict()
+            for a in attempts
+        ]
         lines = [
             f"  tier {a['tier']} ({a['model']}): {a['error'] or a['reason']}"
             for a in self.attempts
@@ -40,8 +50,23 @@ class CascadeError(RuntimeError):
         return (_rebuild, (str(self), self.attempts))
 
 
-def _rebuild(message: str, attempts: list[dict[str, Any]]) -> CascadeError:
+def _rebuild(message: str, attempts: list[AttemptInfo]) -> CascadeError:
     err = CascadeError.__new__(CascadeError)
     RuntimeError.__init__(err, message)
     err.attempts = attempts
     return err
+
+
+class TierTimeoutError(TimeoutError):
+    """A tier took longer than its ``timeout``; the cascade cancelled it.
+
+    Attributes:
+        seconds: The timeout it passed.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"timeout after {seconds:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TierTimeoutError, (self.seconds,))

@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, dispatch_custom_event
@@ -40,9 +40,14 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import ensure_config
 
-from langchain_cascade._run import ESCALATION_EVENT, REVIEW_EVENT
-from langchain_cascade.chat_models import LS_PROVIDER
 from langchain_cascade.errors import CascadeError
+from langchain_cascade.events import (
+    ESCALATION_EVENT,
+    LS_PROVIDER,
+    REVIEW_EVENT,
+    WARNING_EVENT,
+)
+from langchain_cascade.types import AttemptInfo, CascadeMetadata
 
 __all__ = [
     "REVIEW_EVENT",
@@ -58,9 +63,6 @@ __all__ = [
 
 logger = logging.getLogger("langchain_cascade")
 
-
-WARNING_EVENT = "cascade_escalation_warning"
-"""Custom event the monitor dispatches when the escalation rate passes its limit."""
 
 _EPS = 1e-9  # rates are ratios of counts: compare them with a hair of tolerance
 
@@ -715,7 +717,7 @@ class CascadeMonitor(BaseCallbackHandler):
 
     def _record_call(
         self,
-        meta: Mapping[str, Any],
+        meta: CascadeMetadata,
         wall_s: float,
         cascade: str | None,
         run_id: UUID,
@@ -737,7 +739,8 @@ class CascadeMonitor(BaseCallbackHandler):
         self._cost.add(meta.get("cost"))
         return self._slide(escalated=escalated, cascade=cascade, run_id=run_id)
 
-    def _record_attempts(self, attempts: object) -> None:
+    def _record_attempts(self, attempts: Sequence[AttemptInfo] | None) -> None:
+        # Hand-built or older metadata may lack fields: read what is there.
         if not isinstance(attempts, Sequence):
             return
         last = len(attempts) - 1
@@ -831,7 +834,7 @@ class CascadeMonitor(BaseCallbackHandler):
 
 def _cascade_metadata(
     response: LLMResult,
-) -> tuple[Mapping[str, Any] | None, str | None]:
+) -> tuple[CascadeMetadata | None, str | None]:
     """The ``cascade`` metadata of a run's answer and the cascade's name."""
     for generations in response.generations:
         for generation in generations:
@@ -841,11 +844,12 @@ def _cascade_metadata(
             meta = message.response_metadata.get("cascade")
             if isinstance(meta, Mapping):
                 name = message.response_metadata.get("model_name")
-                return meta, name if isinstance(name, str) else None
+                typed = cast("CascadeMetadata", meta)
+                return typed, name if isinstance(name, str) else None
     return None, None
 
 
-def _attempts_time(meta: Mapping[str, Any]) -> float:
+def _attempts_time(meta: CascadeMetadata) -> float:
     attempts = meta.get("attempts")
     if not isinstance(attempts, Sequence):
         return 0.0

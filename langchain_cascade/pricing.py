@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from langchain_core.messages import UsageMetadata
+from langchain_core.messages.ai import add_usage
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ModelPrice", "PriceTable", "price_of", "sum_known"]
+__all__ = ["ModelPrice", "PriceTable", "price_of", "sum_known", "sum_usage"]
 
 
 class ModelPrice(BaseModel):
@@ -93,4 +94,22 @@ def sum_known(costs: Iterable[float | None]) -> float | None:
         if cost is None:
             return None
         total += cost
+    return total
+
+
+def sum_usage(parts: Iterable[UsageMetadata | None]) -> UsageMetadata | None:
+    """The sum of token usages, skipping ``None``; ``None`` when there is none.
+
+    The one place usages are added up (attempts, gates, combinations).
+
+    Args:
+        parts: Usages.
+
+    Returns:
+        Their sum.
+    """
+    total: UsageMetadata | None = None
+    for part in parts:
+        if part:
+            total = part if total is None else add_usage(total, part)
     return total

@@ -27,7 +27,7 @@ from langchain_cascade.gates.consistency import (
     extract_number,
     normalize_text,
 )
-from langchain_cascade.gates.llm import JudgeGate, SelfCheckGate
+from langchain_cascade.gates.judge import JudgeGate
 from langchain_cascade.gates.logprob import LogprobGate, token_logprobs
 from langchain_cascade.gates.rules import (
     DEFAULT_HEDGING_PHRASES,
@@ -35,6 +35,7 @@ from langchain_cascade.gates.rules import (
     MinLengthGate,
     RegexGate,
 )
+from langchain_cascade.gates.self_check import SelfCheckGate
 from langchain_cascade.gates.tools import StructuredOutputGate, ToolCallGate
 
 __all__ = [

@@ -8,10 +8,10 @@ or pass a plain function or any Runnable, which :func:`coerce_gate` wraps.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, cast
 
 from langchain_core.callbacks import (
@@ -27,6 +27,8 @@ from langchain_core.runnables import (
     RunnableSerializable,
 )
 from pydantic import BaseModel, ConfigDict, Field
+
+from langchain_cascade._sync import run_coroutine
 
 __all__ = [
     "Gate",
@@ -66,6 +68,11 @@ class GateInput(BaseModel):
         return response_text(self.response)
 
     @property
+    def tool_calls_only(self) -> bool:
+        """Whether the answer is tool calls with no text (nothing for a text gate)."""
+        return bool(self.response.tool_calls) and not self.text.strip()
+
+    @property
     def question(self) -> str:
         """The text of the last human message (the question being answered)."""
         for message in reversed(self.messages):
@@ -80,6 +87,8 @@ class GateResult(BaseModel):
     Attributes:
         passed: Whether the answer may be returned without escalating.
         score: Confidence in ``[0, 1]`` when the gate has one; higher is better.
+            Anything else (148.4, ``inf``, ``nan``) is refused, so a gate that
+            computes an impossible score fails closed.
         reason: A short, human-readable explanation.
         usage: Tokens the gate itself spent on model calls, when it made any.
         details: Gate-specific extra facts (for example the parts of a combination).
@@ -88,7 +97,7 @@ class GateResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     passed: bool
-    score: float | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     reason: str = ""
     usage: UsageMetadata | None = None
     details: dict[str, Any] = Field(default_factory=dict)
@@ -97,8 +106,11 @@ class GateResult(BaseModel):
     def coerce(cls, value: object, *, name: str = "gate") -> GateResult:
         """Turn what a gate returned into a :class:`GateResult`.
 
-        Accepts a ``GateResult``, a ``bool`` (score 1.0 or 0.0) or a mapping with the
-        same fields.
+        The one coercion every gate form goes through (a :class:`Gate` subclass, a
+        function, a Runnable, a part of a combination, a review gate). Accepts a
+        ``GateResult``, a ``bool`` or a numpy bool (score 1.0 or 0.0) or a mapping
+        with the same fields; anything else raises, and the cascade records the
+        raise as a failed gate (fail closed).
 
         Args:
             value: The gate's return value.
@@ -112,19 +124,31 @@ class GateResult(BaseModel):
         """
         if isinstance(value, GateResult):
             return value
-        if isinstance(value, bool):
+        if _is_bool(value):
+            verdict = bool(value)
             return cls(
-                passed=value,
-                score=float(value),
-                reason=f"{name} returned {value}",
+                passed=verdict,
+                score=float(verdict),
+                reason=f"{name} returned {verdict}",
             )
-        if isinstance(value, dict):
-            return cls.model_validate(value)
+        if isinstance(value, Mapping):
+            if "passed" not in value:
+                msg = f"{name} returned a mapping without a 'passed' key"
+                raise TypeError(msg)
+            return cls.model_validate(dict(value))
         msg = (
             f"{name} returned {type(value).__name__}; a gate must return a "
             "GateResult, a bool or a dict with a 'passed' key"
         )
         raise TypeError(msg)
+
+
+def _is_bool(value: object) -> bool:
+    """``True`` for a ``bool`` or a numpy bool (without importing numpy)."""
+    if isinstance(value, bool):
+        return True
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.bool_)
 
 
 def response_text(message: BaseMessage) -> str:
@@ -234,7 +258,7 @@ class Gate(RunnableSerializable[GateInput, GateResult], ABC):
         run_manager: CallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> GateResult:
-        return self.evaluate(gate_input, config)
+        return self.verdict(gate_input, config)
 
     async def _run_async(
         self,
@@ -242,7 +266,38 @@ class Gate(RunnableSerializable[GateInput, GateResult], ABC):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> GateResult:
-        return await self.aevaluate(gate_input, config)
+        return await self.averdict(gate_input, config)
+
+    def verdict(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """:meth:`evaluate`, its answer coerced by :meth:`GateResult.coerce`.
+
+        What callers of a gate use (the cascade, combinations): a subclass whose
+        ``evaluate`` returns ``True`` or a dict still gives a verdict, and one that
+        returns anything else raises ``TypeError``, which fails the gate closed.
+
+        Args:
+            gate_input: The answer and its context.
+            config: The config of the gate's own run.
+
+        Returns:
+            The verdict.
+        """
+        return GateResult.coerce(self.evaluate(gate_input, config), name=self.gate_name)
+
+    async def averdict(
+        self, gate_input: GateInput, config: RunnableConfig
+    ) -> GateResult:
+        """:meth:`aevaluate`, its answer coerced by :meth:`GateResult.coerce`.
+
+        Args:
+            gate_input: The answer and its context.
+            config: The config of the gate's own run.
+
+        Returns:
+            The verdict.
+        """
+        value = await self.aevaluate(gate_input, config)
+        return GateResult.coerce(value, name=self.gate_name)
 
 
 GateLike = Gate | Runnable[GateInput, Any] | Callable[[GateInput], Any]
@@ -318,6 +373,11 @@ def coerce_gate(gate: object, *, where: str = "gate") -> Gate:
     """
     if isinstance(gate, Gate):
         return gate
+    if isinstance(gate, type):
+        msg = (
+            f"{where} is the class {gate.__name__}: pass an instance, {gate.__name__}()"
+        )
+        raise TypeError(msg)
     if isinstance(gate, Runnable):
         return RunnableGate(runnable=gate)
     if callable(gate):
@@ -329,7 +389,8 @@ def coerce_gate(gate: object, *, where: str = "gate") -> Gate:
             afunc = cast("Callable[[GateInput], Coroutine[Any, Any, Any]]", func)
 
             def sync_func(gate_input: GateInput) -> Any:
-                return asyncio.run(afunc(gate_input))
+                # On a worker thread's loop: works inside a running loop too.
+                return run_coroutine(lambda: afunc(gate_input))
 
             return RunnableGate(
                 runnable=RunnableLambda(sync_func, afunc=afunc, name=name)

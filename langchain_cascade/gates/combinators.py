@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages.ai import add_usage
 from langchain_core.runnables import RunnableConfig
 from pydantic import Field, field_validator
 
 from langchain_cascade.gates.base import Gate, GateInput, GateResult, coerce_gate
+from langchain_cascade.pricing import sum_usage
 
 __all__ = ["AllOf", "AnyOf", "Weighted", "all_of", "any_of", "weighted"]
 
@@ -31,14 +31,6 @@ def _explain(parts: Sequence[tuple[Gate, GateResult]]) -> str:
         + (f" ({r.reason})" if r.reason else "")
         for gate, r in parts
     )
-
-
-def _summed_usage(parts: Iterable[GateResult]) -> Any:
-    usage = None
-    for result in parts:
-        if result.usage is not None:
-            usage = result.usage if usage is None else add_usage(usage, result.usage)
-    return usage
 
 
 def _details(parts: Sequence[tuple[Gate, GateResult]]) -> dict[str, Any]:
@@ -75,7 +67,7 @@ class _Combination(Gate):
         """Run the parts in order until the verdict is settled."""
         parts: list[tuple[Gate, GateResult]] = []
         for gate in self.gates:
-            result = gate.evaluate(gate_input, config)
+            result = gate.verdict(gate_input, config)
             parts.append((gate, result))
             if self._stop_after(result):
                 break
@@ -87,7 +79,7 @@ class _Combination(Gate):
         """Run the parts in order until the verdict is settled, asynchronously."""
         parts: list[tuple[Gate, GateResult]] = []
         for gate in self.gates:
-            result = await gate.aevaluate(gate_input, config)
+            result = await gate.averdict(gate_input, config)
             parts.append((gate, result))
             if self._stop_after(result):
                 break
@@ -111,7 +103,7 @@ class AllOf(_Combination):
             passed=passed,
             score=min(_part_score(r) for r in results),
             reason=("all passed: " if passed else "failed: ") + _explain(parts),
-            usage=_summed_usage(results),
+            usage=sum_usage(r.usage for r in results),
             details=_details(parts),
         )
 
@@ -132,7 +124,7 @@ class AnyOf(_Combination):
             passed=passed,
             score=max(_part_score(r) for r in results),
             reason=("passed: " if passed else "all failed: ") + _explain(parts),
-            usage=_summed_usage(results),
+            usage=sum_usage(r.usage for r in results),
             details=_details(parts),
         )
 
@@ -174,7 +166,7 @@ class Weighted(_Combination):
                 f"weighted score {score:.3f} {'>=' if passed else '<'} "
                 f"{self.threshold}: {_explain(parts)}"
             ),
-            usage=_summed_usage(results),
+            usage=sum_usage(r.usage for r in results),
             details=_details(parts),
         )
 

@@ -14,16 +14,17 @@ import asyncio
 import re
 import string
 from collections.abc import Callable, Hashable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, localcontext
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.messages.ai import add_usage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import Field
 
+from langchain_cascade.gates._asking import usage_of
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
+from langchain_cascade.gates.numbers import last_number
 
 __all__ = [
     "ConsistencyGate",
@@ -36,16 +37,13 @@ __all__ = [
 Extractor = Callable[[str], Hashable | None]
 """Reads the final answer out of an answer's text; ``None`` when there is none."""
 
-# A number: optional sign and currency, digits with optional thousands commas,
-# optional decimals. The sign counts only when not glued to a preceding word or
-# digit (``5-3`` is a subtraction, not ``-3``).
-_NUMBER = re.compile(
-    r"(?:(?<![\w.])-)?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]*\d)"
-)
+_DIGITS = 200
 
 
 def extract_number(text: str) -> str | None:
     """The last number in the text, in a canonical form.
+
+    The number is read by :func:`~langchain_cascade.gates.numbers.last_number`.
 
     Thousands separators, a currency sign and trailing zeros after the decimal
     point are dropped, so ``$1,200.50``, ``1200.5`` and ``1,200.500`` all read
@@ -58,21 +56,20 @@ def extract_number(text: str) -> str | None:
         The number as a string, or ``None`` when the text holds none.
 
     Example:
-        .. code-block:: python
-
-            extract_number("She pays $1,200.00 in total.")  # '1200'
+        >>> extract_number("She pays $1,200.00 in total.")
+        '1200'
+        >>> extract_number("no number here") is None
+        True
     """
-    matches = _NUMBER.findall(text)
-    if not matches:
-        return None
-    raw = matches[-1].replace("$", "").replace(",", "").replace(" ", "")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:  # pragma: no cover - the pattern admits numbers only
+    value = last_number(text)
+    if value is None:
         return None
     if value == 0:
         return "0"
-    return format(value.normalize(), "f")
+    # A written number has a terminating decimal expansion: exact at this precision.
+    with localcontext(prec=_DIGITS):
+        decimal = Decimal(value.numerator) / Decimal(value.denominator)
+    return format(decimal.normalize(), "f")
 
 
 _CHOICE_PATTERNS = (
@@ -105,9 +102,8 @@ def extract_choice(text: str) -> str | None:
         The upper-case letter, or ``None``.
 
     Example:
-        .. code-block:: python
-
-            extract_choice("Let me think... so the answer is (c).")  # 'C'
+        >>> extract_choice("Let me think... so the answer is (c).")
+        'C'
     """
     for pattern in _CHOICE_PATTERNS:
         matches = pattern.findall(text)
@@ -133,21 +129,11 @@ def normalize_text(text: str) -> str | None:
         The normalized text, or ``None`` when nothing is left.
 
     Example:
-        .. code-block:: python
-
-            normalize_text("  Paris! ")  # 'paris'
+        >>> normalize_text("  Paris! ")
+        'paris'
     """
     normalized = " ".join(text.lower().translate(_PUNCTUATION).split())
     return normalized or None
-
-
-def _usage_of(messages: Sequence[AIMessage]) -> UsageMetadata | None:
-    total: UsageMetadata | None = None
-    for message in messages:
-        if message.usage_metadata:
-            usage = message.usage_metadata
-            total = usage if total is None else add_usage(total, usage)
-    return total
 
 
 class ConsistencyGate(Gate):
@@ -166,11 +152,10 @@ class ConsistencyGate(Gate):
     the samples are children of the gate's run and their tokens are the gate's.
 
     Example:
-        .. code-block:: python
-
-            from langchain_cascade.gates import ConsistencyGate, extract_number
-
-            gate = ConsistencyGate(samples=3, threshold=0.6, extract=extract_number)
+        >>> from langchain_cascade.gates import ConsistencyGate, extract_number
+        >>> gate = ConsistencyGate(samples=3, threshold=0.6, extract=extract_number)
+        >>> gate.samples, gate.threshold
+        (3, 0.6)
     """
 
     samples: int = Field(default=3, ge=1, le=32)
@@ -191,7 +176,7 @@ class ConsistencyGate(Gate):
     def _prepare(
         self, gate_input: GateInput
     ) -> GateResult | tuple[Runnable[Any, Any], Hashable]:
-        if bool(gate_input.response.tool_calls) and not gate_input.text.strip():
+        if gate_input.tool_calls_only:
             return GateResult(passed=True, reason="tool calls only: nothing to compare")
         target = self.extract(gate_input.text)
         if target is None:
@@ -242,7 +227,7 @@ class ConsistencyGate(Gate):
                 f"({score:.2f} {'>=' if passed else '<'} {self.threshold})"
                 + (f"; {len(errors)} sample calls failed" if errors else "")
             ),
-            usage=_usage_of(messages),
+            usage=usage_of(messages),
             details=details,
         )
 

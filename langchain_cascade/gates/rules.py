@@ -45,10 +45,6 @@ DEFAULT_HEDGING_PHRASES: tuple[str, ...] = (
 """Phrases that signal a model is unsure or declining, matched case-insensitively."""
 
 
-def _tool_calls_only(gate_input: GateInput) -> bool:
-    return bool(gate_input.response.tool_calls) and not gate_input.text.strip()
-
-
 def _normalise_apostrophes(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
@@ -85,7 +81,7 @@ class HedgingGate(Gate):
 
     def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
         """Look for the first hedging phrase in the answer."""
-        if _tool_calls_only(gate_input):
+        if gate_input.tool_calls_only:
             return GateResult(passed=True, score=1.0, reason="tool calls only")
         text = _normalise_apostrophes(gate_input.text).lower()
         for phrase in self.phrases:
@@ -113,7 +109,7 @@ class MinLengthGate(Gate):
 
     def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
         """Compare the stripped text length with ``min_chars``."""
-        if _tool_calls_only(gate_input):
+        if gate_input.tool_calls_only:
             return GateResult(passed=True, score=1.0, reason="tool calls only")
         length = len(gate_input.text.strip())
         passed = length >= self.min_chars
@@ -152,7 +148,7 @@ class RegexGate(Gate):
     def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
         """Search the answer's text for the pattern."""
         what = self.description or f"pattern {self.pattern!r}"
-        if _tool_calls_only(gate_input):
+        if gate_input.tool_calls_only:
             return GateResult(passed=True, score=1.0, reason="tool calls only")
         passed = re.search(self.pattern, gate_input.text, self.flags) is not None
         return GateResult(

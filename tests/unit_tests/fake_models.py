@@ -14,7 +14,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
@@ -152,3 +152,44 @@ class ScriptedChatModel(BaseChatModel):
         formatted = [convert_to_openai_tool(t) for t in tools]
         extra = {} if tool_choice is None else {"tool_choice": tool_choice}
         return self.bind(tools=formatted, **extra, **kwargs)
+
+
+# --- driving a model through each entry point ------------------------------------
+
+MODES = ["invoke", "ainvoke", "stream", "astream"]
+"""The four entry points; the ``mode`` fixture (``conftest.py``) runs a test in each."""
+
+
+def call(
+    model: Any, mode: str, value: Any, config: RunnableConfig | None = None
+) -> Any:
+    """Run one call in ``mode`` and return the final message."""
+    if mode == "invoke":
+        return model.invoke(value, config)
+    if mode == "ainvoke":
+        return asyncio.run(model.ainvoke(value, config))
+    if mode == "stream":
+        chunks = list(model.stream(value, config))
+        return merge_chunks(chunks)
+
+    async def collect() -> list[Any]:
+        return [c async for c in model.astream(value, config)]
+
+    return merge_chunks(asyncio.run(collect()))
+
+
+def merge_chunks(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    assert chunks, "no chunks streamed"
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged = merged + chunk
+    return merged
+
+
+def tiers(*replies: str) -> list[ScriptedChatModel]:
+    return [ScriptedChatModel(model=f"m{i}", reply=r) for i, r in enumerate(replies)]
+
+
+def cascade_meta(message: BaseMessage) -> dict[str, Any]:
+    meta: dict[str, Any] = message.response_metadata["cascade"]
+    return meta

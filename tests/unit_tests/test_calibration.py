@@ -339,13 +339,7 @@ def test_shape_mismatch_message() -> None:
             [[np.nan, 0], [0.2, 0]],
             [[1, 1], [0, 1]],
             [[1, 2]] * 2,
-            r"NaN in non-final tier\(s\) \[0\]",
-        ),
-        (
-            [[np.inf, 0], [0.2, 0]],
-            [[1, 1], [0, 1]],
-            [[1, 2]] * 2,
-            "must be finite in non-final",
+            r"NaN in non-final tier 0 at row 0",
         ),
         (
             [[0.5, 0], [0.2, 0]],
@@ -524,3 +518,115 @@ def test_to_dict_is_strict_json() -> None:
     d3 = json.loads(json.dumps(res3.to_dict(), allow_nan=False))
     assert d3["thresholds"] == ["inf"]
     assert d3["tier_quality"] == [None, 1.0]
+
+
+def test_infinite_scores_are_the_lowest_and_the_highest() -> None:
+    # tier 0: -inf (a gate that raised) is wrong, +inf right, finite mixed
+    scores = [[-np.inf, 0], [np.inf, 0], [0.9, 0], [0.1, 0]]
+    correct = [[0, 1], [1, 1], [1, 1], [0, 1]]
+    costs = [[1, 10]] * 4
+    result = calibrate(scores, correct, costs, min_quality=1.0)
+    # accept +inf and 0.9, escalate 0.1 and -inf
+    chosen = evaluate_thresholds(scores, correct, costs, thresholds=result.thresholds)
+    assert chosen.tier_rates == pytest.approx((0.5, 0.5))
+    assert math.isfinite(result.thresholds[0])
+    assert 0.1 < result.thresholds[0] <= 0.9
+    accept_all = evaluate_thresholds(scores, correct, costs, thresholds=[-np.inf])
+    assert accept_all.tier_rates == (1.0, 0.0)
+    accept_none = evaluate_thresholds(scores, correct, costs, thresholds=[np.inf])
+    assert accept_none.tier_rates == (0.0, 1.0)
+    just_above = evaluate_thresholds(scores, correct, costs, thresholds=[0.95])
+    assert just_above.tier_rates == (0.25, 0.75)  # only +inf passes
+
+
+def test_nan_score_names_tier_and_row() -> None:
+    scores = [[0.5, 0, 0], [0.2, np.nan, 0], [0.3, 0.1, 0]]
+    with pytest.raises(ValueError, match="tier 1 at row 1"):
+        calibrate(scores, [[1, 1, 1]] * 3, [[1, 2, 3]] * 3)
+
+
+def _noisy_two_tier(n: int, seed: int) -> tuple[Any, Any, Any]:
+    rng = np.random.default_rng(seed)
+    score = rng.random(n)
+    right = rng.random(n) < 0.3 + 0.6 * score
+    scores = np.column_stack([score, np.zeros(n)])
+    correct = np.column_stack([right, rng.random(n) < 0.95]).astype(float)
+    costs = np.tile([1.0, 10.0], (n, 1))
+    return scores, correct, costs
+
+
+def test_confidence_bound_holds_and_costs_more() -> None:
+    scores, correct, costs = _noisy_two_tier(300, 1)
+    plain = calibrate(scores, correct, costs, min_quality=0.85)
+    bounded = calibrate(scores, correct, costs, min_quality=0.85, confidence=0.9)
+    assert plain.confidence is None
+    assert plain.quality_interval is None
+    assert bounded.confidence == 0.9
+    assert bounded.quality_interval is not None
+    assert bounded.cost_interval is not None
+    low, high = bounded.quality_interval
+    assert low >= 0.85 - 1e-9
+    assert low <= bounded.quality <= high
+    assert bounded.cost_interval[0] <= bounded.cost <= bounded.cost_interval[1]
+    assert bounded.cost >= plain.cost
+    assert bounded.quality >= plain.quality
+    assert "at 0.9" in bounded.constraint
+    # the default is unchanged by the new arguments' defaults
+    same = calibrate(scores, correct, costs, min_quality=0.85, select_tiers=False)
+    assert same.thresholds == plain.thresholds
+    assert same.cost == plain.cost
+
+
+def test_confidence_cost_ceiling_and_default_objective() -> None:
+    scores, correct, costs = _noisy_two_tier(300, 2)
+    capped = calibrate(scores, correct, costs, max_cost=5.0, confidence=0.9)
+    assert capped.cost_interval is not None
+    assert capped.cost_interval[1] <= 5.0 + 1e-9
+    default = calibrate(scores, correct, costs, confidence=0.9)
+    assert default.quality_interval is not None  # paired against the final tier
+
+
+def test_confidence_infeasible_names_the_bound() -> None:
+    scores, correct, costs = _noisy_two_tier(100, 3)
+    best = correct[:, 1].mean()
+    with pytest.raises(ValueError, match=r"infeasible at confidence 0\.95"):
+        calibrate(scores, correct, costs, min_quality=best, confidence=0.95)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        calibrate(scores, correct, costs, confidence=0.2)
+
+
+def _three_tiers_useless_middle(n: int, seed: int) -> tuple[Any, Any, Any]:
+    rng = np.random.default_rng(seed)
+    s0 = rng.random(n)
+    right0 = rng.random(n) < s0
+    s1 = rng.random(n)  # the middle tier's gate says nothing
+    right1 = rng.random(n) < 0.5
+    scores = np.column_stack([s0, s1, np.zeros(n)])
+    correct = np.column_stack([right0, right1, np.ones(n)]).astype(float)
+    costs = np.tile([1.0, 4.0, 10.0], (n, 1))
+    return scores, correct, costs
+
+
+def test_select_tiers_drops_a_tier_that_does_not_pay() -> None:
+    scores, correct, costs = _three_tiers_useless_middle(400, 4)
+    full = calibrate(scores, correct, costs, min_quality=0.9)
+    chosen = calibrate(scores, correct, costs, min_quality=0.9, select_tiers=True)
+    assert chosen.tiers == (0, 2)
+    assert chosen.dropped_tiers == (1,)
+    assert len(chosen.thresholds) == 1
+    assert chosen.cost < full.cost
+    assert chosen.quality >= 0.9
+    report = {r["tier"]: r for r in chosen.tier_report}
+    assert report[0]["kept"]
+    assert report[0]["pays"]
+    assert not report[1]["kept"]
+    assert not report[1]["pays"]
+    assert report[1]["cost_without"] == pytest.approx(chosen.cost)
+    assert report[0]["cost_without"] == pytest.approx(10.0)  # the final tier alone
+    # backward elimination (forced by max_subsets) finds the same here
+    greedy = calibrate(
+        scores, correct, costs, min_quality=0.9, select_tiers=True, max_subsets=1
+    )
+    assert greedy.tiers == chosen.tiers
+    assert greedy.cost == pytest.approx(chosen.cost)
+    json.dumps(chosen.to_dict(), allow_nan=False)

@@ -10,58 +10,26 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel, ValidationError
 
 from langchain_cascade import CascadeError, CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import HedgingGate, LogprobGate, MinLengthGate
-from tests.unit_tests.fake_models import ScriptedChatModel, logprob_meta
+from tests.unit_tests.fake_models import (
+    ScriptedChatModel,
+    call,
+    cascade_meta,
+    logprob_meta,
+    merge_chunks,
+    tiers,
+)
 from tests.unit_tests.run_recorder import RunRecorder
-
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-
-
-def call(
-    model: Any, mode: str, value: Any, config: RunnableConfig | None = None
-) -> Any:
-    """Run one call in ``mode`` and return the final message."""
-    if mode == "invoke":
-        return model.invoke(value, config)
-    if mode == "ainvoke":
-        return asyncio.run(model.ainvoke(value, config))
-    if mode == "stream":
-        chunks = list(model.stream(value, config))
-        return _merge(chunks)
-
-    async def collect() -> list[Any]:
-        return [c async for c in model.astream(value, config)]
-
-    return _merge(asyncio.run(collect()))
-
-
-def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    assert chunks, "no chunks streamed"
-    merged = chunks[0]
-    for chunk in chunks[1:]:
-        merged = merged + chunk
-    return merged
-
-
-def tiers(*replies: str) -> list[ScriptedChatModel]:
-    return [ScriptedChatModel(model=f"m{i}", reply=r) for i, r in enumerate(replies)]
-
-
-def cascade_meta(message: BaseMessage) -> dict[str, Any]:
-    meta: dict[str, Any] = message.response_metadata["cascade"]
-    return meta
-
 
 # --- accept and escalate ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_first_tier_accepted_when_gate_passes(mode: str) -> None:
     cheap, strong = tiers("Paris is the capital.", "PREMIUM")
     cascade = CascadingChatModel(models=[cheap, strong], gates=[HedgingGate()])
@@ -83,7 +51,6 @@ def test_first_tier_accepted_when_gate_passes(mode: str) -> None:
     assert answer.response_metadata["model_name"] == "cascade"
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_escalates_when_gate_fails_and_rejected_text_never_returned(mode: str) -> None:
     cheap, mid, strong = tiers("I'm not sure, maybe Lyon", "ok", "Paris, certainly.")
     recorder = RunRecorder()
@@ -124,7 +91,6 @@ def test_one_gate_serves_every_non_final_tier() -> None:
     assert cascade_meta(cascade.invoke("q"))["tier"] == 2
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_review_gate_flags_weak_final_answer(mode: str) -> None:
     cascade = CascadingChatModel(
         models=tiers("hmm, I am not sure", "I am not sure either"),
@@ -152,7 +118,6 @@ def test_final_answer_without_review_gate_is_not_flagged() -> None:
 # --- errors ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_failing_tier_escalates_and_records_error(mode: str) -> None:
     broken = ScriptedChatModel(model="broken", script=[TimeoutError("read timed out")])
     strong = ScriptedChatModel(model="strong", reply="fine")
@@ -166,7 +131,6 @@ def test_failing_tier_escalates_and_records_error(mode: str) -> None:
     assert meta["attempts"][0]["gate"] is None
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_final_tier_failure_raises_cascade_error_with_every_attempt(mode: str) -> None:
     cheap = ScriptedChatModel(model="cheap", reply="I'm not sure")
     strong = ScriptedChatModel(model="strong", script=[ConnectionError("503")])
@@ -192,7 +156,6 @@ def test_cascade_error_survives_pickling() -> None:
     assert str(copy) == str(info.value)
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_raising_gate_fails_closed(mode: str) -> None:
     def broken_gate(gate_input: GateInput) -> bool:
         msg = "gate backend down"
@@ -210,7 +173,6 @@ def test_raising_gate_fails_closed(mode: str) -> None:
 # --- gate forms ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_plain_functions_bools_dicts_and_async_functions_are_gates(mode: str) -> None:
     seen: list[GateInput] = []
 
@@ -343,7 +305,6 @@ async def _acollect(model: Any, value: Any) -> list[Any]:
 # --- logprobs through the cascade ---------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_logprob_gate_on_child_logprobs(mode: str) -> None:
     unsure = AIMessage("12", response_metadata=logprob_meta(-0.9, -1.2))
     sure = AIMessage("12", response_metadata=logprob_meta(-0.01, -0.02))
@@ -370,7 +331,7 @@ def test_live_final_tier_streams_its_tokens_with_logprobs() -> None:
     )
     chunks = list(cascade.stream("q"))
     assert [c.content for c in chunks] == ["P", "aris", ""]
-    merged = _merge(chunks)
+    merged = merge_chunks(chunks)
     assert len(merged.response_metadata["logprobs"]["content"]) == 2
     assert merged.response_metadata["model_name"] == "cascade"
 
@@ -422,7 +383,6 @@ def test_batch_calls_are_independent() -> None:
 # --- LCEL ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_cascade_in_an_lcel_chain_nests_attempts_and_gates(mode: str) -> None:
     recorder = RunRecorder()
     cascade = CascadingChatModel(
@@ -469,7 +429,6 @@ def _tool_call(name: str, args: dict[str, Any]) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": "call_1"}])
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_bind_tools_reaches_every_tier_and_gates_see_tool_calls(mode: str) -> None:
     recorder = RunRecorder()
     seen: list[GateInput] = []

@@ -262,3 +262,81 @@ def test_runs_as_a_module(npz: Path) -> None:
     )
     assert bad.returncode == 2
     assert "usage:" in bad.stderr
+
+
+FACTORY3 = """
+    from langchain_core.messages import AIMessage
+    from langchain_cascade import CascadingChatModel
+    from langchain_cascade.pricing import ModelPrice
+    from tests.unit_tests.fake_models import ScriptedChatModel
+
+    USAGE = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11}
+
+    def model(name, knows):
+        def respond(messages):
+            q = messages[-1].text
+            return AIMessage(q.split("=")[1] if knows(q) else "?", usage_metadata=USAGE)
+        return ScriptedChatModel(model=name, responder=respond)
+
+    def factory(data):
+        lines = data.read_text().splitlines()
+        examples = [(line, line.split("=")[1]) for line in lines]
+        price = lambda p: ModelPrice(input_per_million=p, output_per_million=p)
+        cascade = CascadingChatModel(
+            models=[
+                model("cheap", lambda q: q.startswith("easy")),
+                model("middle", lambda q: q.startswith("easy")),  # knows no more
+                model("strong", lambda q: True),
+            ],
+            gates=[lambda gi: gi.text != "?"],
+            prices={"cheap": price(1), "middle": price(10), "strong": price(100)},
+        )
+        return cascade, examples, lambda answer, ref: answer.text == ref
+"""
+
+
+def test_collect_says_drop_the_tier_that_does_not_pay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "three.py").write_text(textwrap.dedent(FACTORY3))
+    data = tmp_path / "data.txt"
+    data.write_text("easy=1\nhard=2\neasy=3\nhard=4\neasy=5\nhard=6\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2]))
+    argv = [
+        "collect",
+        "--config",
+        "three:factory",
+        "--data",
+        str(data),
+        "--no-progress",
+    ]
+    shards = [tmp_path / f"s{i}.jsonl" for i in range(2)]
+    for i, shard in enumerate(shards):
+        assert main([*argv, "--out", str(shard), "--shard", f"{i}/2"]) == 0
+    text = capsys.readouterr().out
+    assert "Drop tier 1 (middle)" in text
+    assert "tier 0 (cheap): pays for itself" in text
+    out = tmp_path / "all.jsonl"
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "Drop tier 1 (middle)" in capsys.readouterr().out
+    result = tmp_path / "r.json"
+    assert main(["calibrate", str(out), "--select-tiers", "--json", str(result)]) == 0
+    assert "Tiers kept: [0, 2]" in capsys.readouterr().out
+    assert json.loads(result.read_text())["tiers"] == [0, 2]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--out", str(out), "--shard", "2/2"])
+    assert exited.value.code == 2
+    assert "0 <= I < N" in capsys.readouterr().err
+
+
+def test_calibrate_with_confidence(
+    npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.json"
+    argv = ["calibrate", str(npz), "--min-quality", "0.8", "--json", str(out)]
+    assert main([*argv, "--confidence", "0.9"]) == 0
+    assert "Bootstrap bounds at 0.9" in capsys.readouterr().out
+    got = json.loads(out.read_text())
+    assert got["confidence"] == 0.9
+    assert got["quality_interval"][0] >= 0.8

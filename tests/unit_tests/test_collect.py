@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import threading
@@ -19,9 +18,9 @@ from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.collect import (
     CollectedScores,
     ExampleRecord,
-    _Progress,
     collect,
     input_hash,
+    merge,
     read_jsonl,
 )
 from langchain_cascade.gates import Gate
@@ -414,19 +413,86 @@ def test_load_plain_npz_defaults(tmp_path: Path) -> None:
         CollectedScores.load(path)
 
 
-def test_progress_bar_writes_to_its_stream() -> None:
-    stream = io.StringIO()
-    bar = _Progress(4, done=1, stream=stream, interval_s=0.0)
-    bar.update()
-    bar.update(failed=True)
-    bar.close()
-    lines = stream.getvalue().splitlines()
-    assert lines[-1].startswith("collect [")
-    assert "4/4" not in lines[0]
-    assert "3/4" in lines[1]
-    assert "(1 failed)" in lines[1]
-
-
 def test_progress_is_drawn_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     collect(make_cascade(), examples(), exact, progress=True)
     assert "6/6" in capsys.readouterr().err
+
+
+def test_shards_merge_into_one_run(tmp_path: Path) -> None:
+    whole = collect(make_cascade(), examples(), exact, progress=False)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"shard{i}.jsonl"
+        part = collect(
+            make_cascade(), examples(), exact, progress=False, shard=(i, 3), path=path
+        )
+        assert part.indices == tuple(range(i, 6, 3))
+        paths.append(path)
+    merged = merge(*paths)
+    assert merged.indices == whole.indices
+    np.testing.assert_array_equal(merged.scores, whole.scores)
+    np.testing.assert_array_equal(merged.correct, whole.correct)
+    np.testing.assert_array_equal(merged.costs, whole.costs)
+    assert merged.calibrate().thresholds == whole.calibrate().thresholds
+    with pytest.raises(ValueError, match="shard"):
+        collect(make_cascade(), examples(), exact, progress=False, shard=(3, 3))
+
+
+def test_shards_of_other_data_do_not_merge(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    collect(make_cascade(), examples(), exact, progress=False, path=a, shard=(0, 2))
+    other = [(q + "?", r) for q, r in examples()]
+    collect(make_cascade(), other, exact, progress=False, path=b, shard=(0, 2))
+    with pytest.raises(ValueError, match="different datasets"):
+        merge(a, b)
+
+
+def test_candidate_gates_and_features_are_recorded(tmp_path: Path) -> None:
+    def always(gate_input: GateInput) -> GateResult:
+        return GateResult(passed=True, score=0.25)
+
+    path = tmp_path / "c.jsonl"
+    data = collect(
+        make_cascade(),
+        examples(),
+        exact,
+        progress=False,
+        candidates={"quarter": always},
+        path=path,
+    )
+    assert set(data.candidate_scores) == {"gate", "quarter"}
+    np.testing.assert_array_equal(
+        data.candidate_scores["gate"][:, 0], data.scores[:, 0]
+    )
+    assert (data.candidate_scores["quarter"] == 0.25).all()  # every tier, final too
+    assert np.isnan(data.candidate_scores["gate"][:, 1]).all()
+    assert data.features["answer_chars"][:, 1].tolist() == [1.0] * 6
+    assert (data.features["output_tokens"] == 10).all()
+    loaded = CollectedScores.load(path)
+    np.testing.assert_array_equal(loaded.candidate_scores["quarter"], 0.25)
+    npz = data.save(tmp_path / "c.npz")
+    again = CollectedScores.load(npz)
+    assert set(again.candidate_scores) == {"gate", "quarter"}
+    np.testing.assert_array_equal(
+        again.features["answer_chars"], data.features["answer_chars"]
+    )
+    with pytest.raises(ValueError, match="taken"):
+        collect(make_cascade(), examples(), exact, candidates={"gate": always})
+
+
+def test_a_non_final_tier_that_raises_escalates_as_live() -> None:
+    cheap = ScriptedChatModel(
+        model="cheap",
+        script=[TimeoutError("slow"), AIMessage("0", usage_metadata=USAGE)],
+    )
+    data = collect(
+        make_cascade(models=[cheap, answering("strong", STRONG)]),
+        examples()[:2],
+        exact,
+        progress=False,
+        max_concurrency=1,
+    )
+    assert data.scores[:, 0].tolist() == [-math.inf, 0.1]
+    assert data.correct[:, 0].tolist() == [0.0, 0.0]
+    assert data.costs[0, 0] == 0.0
+    assert data.calibrate().n_queries == 2  # -inf is a score calibrate accepts

@@ -23,8 +23,7 @@ from langchain_cascade.gates import (
 )
 from langchain_cascade.gates.arithmetic import find_calculations
 from langchain_cascade.gates.tools import parse_json_answer, schema_errors
-from tests.unit_tests.fake_models import ScriptedChatModel
-from tests.unit_tests.test_chat_models import MODES, call, cascade_meta
+from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta
 
 
 def gate_input(
@@ -575,7 +574,6 @@ BROKEN_CALLS = [
 ]
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("name", "args", "problem"), BROKEN_CALLS)
 def test_cascade_escalates_a_broken_tool_call(
     mode: str, name: str, args: dict[str, Any], problem: str
@@ -598,7 +596,6 @@ def test_cascade_escalates_a_broken_tool_call(
     assert cheap.calls[0]["tools"] == [WEATHER]
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_cascade_keeps_a_valid_cheap_tool_call(mode: str) -> None:
     cheap = ScriptedChatModel(
         model="cheap", script=[tool_call("get_weather", {"city": "Oslo"})]

@@ -296,6 +296,10 @@ def test_parse_verdict_reads_well_formed_verdicts(
         '{"verdict": "FAIL", "score": 9}',
         '[{"verdict": "PASS", "score": 10}]',
         '{"verdict": "PASS", "score": 10',
+        # parse_json_markdown reads a fence anywhere; the judge's reply must be it.
+        'Verdict: ```json\n{"verdict": "PASS", "score": 10}\n```',
+        '```json\n{"verdict": "PASS", "score": 10}\n``` and more',
+        '```json\n{"verdict": "PASS", "score": 10',
     ],
 )
 def test_parse_verdict_rejects_malformed_verdicts(reply: str) -> None:

@@ -9,6 +9,15 @@ import langchain_cascade
 from langchain_cascade import gates
 
 EXPECTED_ALL = {
+    "AttemptInfo",
+    "CascadeMetadata",
+    "CostReport",
+    "EscalationEvent",
+    "ReviewEvent",
+    "SkippedTier",
+    "TierTimeoutError",
+    "events",
+    "types",
     "CalibrationResult",
     "CascadeError",
     "CascadeMonitor",

@@ -20,8 +20,7 @@ from langchain_core.tracers import LangChainTracer
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.gates import HedgingGate
 from tests.langsmith_receiver import LangSmithReceiver
-from tests.unit_tests.fake_models import ScriptedChatModel
-from tests.unit_tests.test_chat_models import MODES, call
+from tests.unit_tests.fake_models import ScriptedChatModel, call
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,6 @@ def _assert_nested(rx: LangSmithReceiver, tiers: int, gates: int) -> dict[str, A
     return cascade
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_attempt_and_gate_runs_nest_under_the_cascade_run(
     receiver: LangSmithReceiver, mode: str
 ) -> None:
@@ -89,7 +87,6 @@ def test_attempt_and_gate_runs_nest_under_the_cascade_run(
     assert receiver.unexpected_requests == []
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_runs_nest_when_the_child_is_reached_through_bind_tools(
     receiver: LangSmithReceiver, mode: str
 ) -> None:
