@@ -47,6 +47,7 @@ from benchmarks.workload import (
     alone,
     fit,
     gather,
+    run_policy,
 )
 from langchain_cascade.local_models import LocalModels
 from langchain_cascade.pricing import ModelPrice
@@ -172,8 +173,9 @@ def select(fit_data: SampleData) -> tuple[tuple[str, ...], list[dict[str, Any]]]
         rows.append(
             {
                 "tiers": list(names),
-                "fit_cost_vs_strongest": fitted.result.cost / strong_cost,
-                "fit_accuracy": fitted.result.quality,
+                "fit_cost_vs_strongest": fitted.cost / strong_cost,
+                "fit_accuracy": run_policy(sub, fitted).accuracy,
+                "route_word_problems": fitted.route,
                 "gate_weight": fitted.weight,
                 "thresholds": list(fitted.thresholds),
             }

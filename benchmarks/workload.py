@@ -490,12 +490,22 @@ def replay(
     weight: float,
     thresholds: Sequence[float],
     mask: np.ndarray | None = None,
+    *,
+    direct: np.ndarray | None = None,
 ) -> Policy:
-    """Accuracy, mean cost and mean latency of the cascade on (part of) a sample."""
+    """Accuracy, mean cost and mean latency of the cascade on (part of) a sample.
+
+    Rows in ``direct`` (a mask over the whole sample) start at the final tier,
+    as ``first_tier`` does: they pay only that tier.
+    """
     rows = np.arange(len(data.items)) if mask is None else np.flatnonzero(mask)
-    stop = stop_tiers(data.scores[weight][rows], thresholds)
     k = len(data.names)
+    stop = stop_tiers(data.scores[weight][rows], thresholds)
     visited = np.arange(k)[None, :] <= stop[:, None]
+    if direct is not None:
+        routed = direct[rows]
+        stop = np.where(routed, k - 1, stop)
+        visited[routed] = np.arange(k) == k - 1
     picked = data.correct[rows, stop]
     return Policy(
         accuracy=float(picked.mean()),
@@ -504,6 +514,14 @@ def replay(
         latency=float((data.latencies[rows] * visited).sum(axis=1).mean()),
         stops=tuple(float((stop == j).mean()) for j in range(k)),
     )
+
+
+def run_policy(
+    data: SampleData, fitted: Fitted, mask: np.ndarray | None = None
+) -> Policy:
+    """The fitted policy (gate, thresholds, routing) replayed on a sample."""
+    direct = data.kind_mask(WORD_PROBLEM) if fitted.route else None
+    return replay(data, fitted.weight, fitted.thresholds, mask, direct=direct)
 
 
 def alone(data: SampleData, tier: int, mask: np.ndarray | None = None) -> Policy:
@@ -521,44 +539,77 @@ def alone(data: SampleData, tier: int, mask: np.ndarray | None = None) -> Policy
 
 @dataclass(frozen=True)
 class Fitted:
-    """The gate chosen on the fitting sample, and its thresholds."""
+    """The policy chosen on the fitting sample: gate, thresholds, routing."""
 
     weight: float
     thresholds: tuple[float, ...]
     target: float
+    route: bool  # word problems start at the final tier (first_tier)
+    cost: float  # mean cost on the fitting sample (compute prices)
     result: CalibrationResult
     by_weight: dict[float, CalibrationResult]
 
 
+def _fit_rows(
+    data: SampleData, rows: np.ndarray, retain: float
+) -> dict[float, CalibrationResult]:
+    target = retain * float(data.correct[rows, -1].mean())
+    return {
+        w: calibrate(
+            scores[rows], data.correct[rows], data.costs[rows], min_quality=target
+        )
+        for w, scores in data.scores.items()
+    }
+
+
+def fit_shape(data: SampleData, *, route: bool, retain: float = 1.0) -> Fitted:
+    """The cheapest gate and thresholds of one policy shape on the fitting sample.
+
+    ``route=False``: every query goes through the cascade. ``route=True``: word
+    problems start at the final tier (the application knows a query's kind: it
+    wrote its prompt) and the cascade is fitted on the everyday queries alone.
+    Each gate candidate gets the cheapest thresholds ``calibrate`` finds that
+    keep ``retain`` x the strongest tier's accuracy; the cheapest candidate wins.
+    """
+    rows = data.kind_mask(HEADLINE) if route else np.ones(len(data.items), dtype=bool)
+    results = _fit_rows(data, rows, retain)
+    direct = data.kind_mask(WORD_PROBLEM) if route else None
+    options = [
+        Fitted(
+            weight=w,
+            thresholds=tuple(float(t) for t in res.thresholds),
+            target=retain * float(data.correct[:, -1].mean()),
+            route=route,
+            cost=replay(data, w, res.thresholds, direct=direct).cost,
+            result=res,
+            by_weight=results,
+        )
+        for w, res in results.items()
+    ]
+    return min(options, key=lambda f: (round(f.cost, 15), -f.weight))
+
+
 def fit(data: SampleData, retain: float = 1.0) -> Fitted:
-    """Per gate candidate, the cheapest thresholds keeping ``retain`` x the strongest
-    tier's accuracy on the fitting sample; the candidate with the lowest cost wins."""
-    target = retain * float(data.correct[:, -1].mean())
-    results: dict[float, CalibrationResult] = {}
-    for w, scores in data.scores.items():
-        results[w] = calibrate(scores, data.correct, data.costs, min_quality=target)
-    best = min(results, key=lambda w: (round(results[w].cost, 15), -w))
-    return Fitted(
-        weight=best,
-        thresholds=tuple(float(t) for t in results[best].thresholds),
-        target=target,
-        result=results[best],
-        by_weight=results,
-    )
+    """The cheaper of the two policy shapes (see :func:`fit_shape`) on the fitting
+    sample; ties keep every query in the cascade."""
+    shapes = [fit_shape(data, route=r, retain=retain) for r in (False, True)]
+    return min(shapes, key=lambda f: (round(f.cost, 15), f.route))
 
 
 def demo_config(
     fitted: Fitted, names: Sequence[str], fit_data: SampleData
 ) -> dict[str, Any]:
     """What ``examples/demo_thresholds.json`` holds."""
-    pol = replay(fit_data, fitted.weight, fitted.thresholds)
+    pol = run_policy(fit_data, fitted)
     strong_cost = alone(fit_data, len(names) - 1).cost
+    direct = fit_data.kind_mask(WORD_PROBLEM) if fitted.route else None
     return {
         "tiers": list(names),
         "gate": f"all_of(format, weighted(geometric_mean: {fitted.weight:g}, "
         f"first_token_margin: {1 - fitted.weight:g}))",
         "weight_geometric_mean": fitted.weight,
         "thresholds": [float(t) for t in fitted.thresholds],
+        "route_word_problems_to_final_tier": fitted.route,
         "fitted_on": (
             f"the workload's fitting sample: {len(fit_data.items)} queries "
             f"({int(fit_data.kind_mask(HEADLINE).sum())} HEADLINES train rows, "
@@ -574,10 +625,11 @@ def demo_config(
         "frontier": [
             {
                 "thresholds": list(point.thresholds),
-                "cost_vs_strongest": point.cost / strong_cost,
-                "accuracy": point.quality,
+                "cost_vs_strongest": p.cost / strong_cost,
+                "accuracy": p.accuracy,
             }
             for point in fitted.result.frontier
+            for p in [replay(fit_data, fitted.weight, point.thresholds, direct=direct)]
         ],
         "command": "python -m examples.fit_demo_thresholds --from-cache",
     }
@@ -611,7 +663,8 @@ def report(
         for n in names
     }
     strong = alone(test, len(names) - 1)
-    casc = replay(test, fitted.weight, fitted.thresholds)
+    casc = run_policy(test, fitted)
+    direct = test.kind_mask(WORD_PROBLEM) if fitted.route else None
     lines = [
         "# Held-out workload: a cascade of local models on everyday + hard queries",
         "",
@@ -652,13 +705,23 @@ def report(
             f"| {short[n]} alone | {pct(p.accuracy)} | {p.cost / strong.cost:.0%} | "
             f"{p.api_cost / strong.api_cost:.0%} | {p.latency:.2f} s | - |"
         )
-    lines.append(
-        f"| **cascade** | {pct(casc.accuracy)} | **{casc.cost / strong.cost:.0%}** | "
-        f"**{casc.api_cost / strong.api_cost:.0%}** | {casc.latency:.2f} s "
-        f"({casc.latency / strong.latency:.0%}) | "
-        + " / ".join(pct(s) for s in casc.stops)
-        + " |"
-    )
+    for route in (False, True):
+        shape = fitted if fitted.route == route else fit_shape(fit_data, route=route)
+        p = run_policy(test, shape)
+        label = (
+            "cascade, word problems straight to the final tier"
+            if route
+            else "cascade, every query"
+        )
+        mark = "**" if shape is fitted else ""
+        lines.append(
+            f"| {mark}{label}{' (chosen on the fitting sample)' if shape is fitted else ''}{mark} "
+            f"| {pct(p.accuracy)} | {mark}{p.cost / strong.cost:.0%}{mark} | "
+            f"{mark}{p.api_cost / strong.api_cost:.0%}{mark} | {p.latency:.2f} s "
+            f"({p.latency / strong.latency:.0%}) | "
+            + " / ".join(pct(x) for x in p.stops)
+            + " |"
+        )
     lines += [
         "",
         "Costs are relative to the strongest tier alone on the same queries.",
@@ -704,7 +767,7 @@ def report(
     for kind in (HEADLINE, WORD_PROBLEM):
         m = test.kind_mask(kind)
         c, s = (
-            replay(test, fitted.weight, fitted.thresholds, m),
+            run_policy(test, fitted, m),
             alone(test, len(names) - 1, m),
         )
         lines.append(
@@ -734,7 +797,7 @@ def report(
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for point in fitted.result.frontier[:: max(1, len(fitted.result.frontier) // 12)]:
-        p = replay(test, fitted.weight, point.thresholds)
+        p = replay(test, fitted.weight, point.thresholds, direct=direct)
         lines.append(
             f"| {', '.join(f'{t:.3f}' for t in point.thresholds)} | {pct(p.accuracy)} | "
             f"{p.cost / strong.cost:.0%} | {p.api_cost / strong.api_cost:.0%} | "
@@ -749,7 +812,7 @@ def report(
     ]
     fit_strong = alone(fit_data, len(names) - 1)
     for w, res in fitted.by_weight.items():
-        p = replay(test, w, res.thresholds)
+        p = replay(test, w, res.thresholds, direct=direct)
         lines.append(
             f"| {gate_name(w)}{' (chosen)' if w == fitted.weight else ''} | "
             f"{res.cost / fit_strong.cost:.0%} | {pct(res.quality)} | {pct(p.accuracy)} | "

@@ -177,3 +177,26 @@ def test_demo_summary_line_shape() -> None:
 def test_workload_module_names_its_sources() -> None:
     assert any("Apache-2.0" in s for s in workload.SOURCES)
     assert any("MIT" in s for s in workload.SOURCES)
+
+
+def test_routed_rows_pay_only_the_final_tier() -> None:
+    data = _data()
+    direct = np.array([False, False, False, True])
+    policy = replay(data, 0.5, [0.5], direct=direct)
+    # rows 0, 1 stop at tier 0, row 2 escalates, row 3 goes straight to tier 1
+    assert policy.stops == (0.5, 0.5)
+    assert policy.accuracy == pytest.approx((1 + 0 + 1 + 0) / 4)
+    assert policy.latency == pytest.approx((1 + 1 + 3 + 2) / 4)
+    costs = data.costs
+    expected = (2 * costs[0, 0] + costs[0].sum() + costs[0, 1]) / 4
+    assert policy.cost == pytest.approx(expected)
+
+
+def test_fit_keeps_the_strongest_tiers_accuracy_on_the_fitting_rows() -> None:
+    data = _data()
+    fitted = workload.fit(data)
+    policy = workload.run_policy(data, fitted)
+    assert policy.accuracy >= data.correct[:, -1].mean() - 1e-9
+    assert fitted.cost == pytest.approx(policy.cost)
+    for route in (False, True):  # the cheaper shape wins
+        assert fitted.cost <= workload.fit_shape(data, route=route).cost + 1e-15
