@@ -397,6 +397,21 @@ class SampleData:
         """Costs under the API price ratio (cheapest tier 1:ratio of the strongest)."""
         return self.costs_under(api_prices(self.names, self.ratio))
 
+    def take(self, rows: np.ndarray) -> SampleData:
+        """The same tiers on some of the queries (a boolean mask)."""
+        idx = np.flatnonzero(rows)
+        return SampleData(
+            items=[self.items[i] for i in idx],
+            names=self.names,
+            scores={w: s[idx] for w, s in self.scores.items()},
+            correct=self.correct[idx],
+            in_tokens=self.in_tokens[idx],
+            out_tokens=self.out_tokens[idx],
+            latencies=self.latencies[idx],
+            ratio=self.ratio,
+            prices=self.prices,
+        )
+
     def subset(self, names: Sequence[str]) -> SampleData:
         """The same answers seen by a cascade of fewer tiers (columns picked)."""
         cols = [self.names.index(n) for n in names]
@@ -848,8 +863,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             test_all = gather("heldout", data_dir, args.ratio, models)
     fit_data, test = fit_all.subset(names), test_all.subset(names)
     fitted = fit(fit_data)
-    text = report(fit_data, test, fitted, args.ratio, out_dir=args.out_dir, loaded=load)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    text = report(fit_data, test, fitted, args.ratio, out_dir=args.out_dir, loaded=load)
     (args.out_dir / "workload.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     print(

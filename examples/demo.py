@@ -78,6 +78,8 @@ def verdicts(meta: dict[str, Any]) -> str:
             continue
         score = "-" if attempt["score"] is None else f"{attempt['score']:.2f}"
         parts.append(f"{score} {'ok' if attempt['accepted'] else 'no'}")
+    if meta.get("skipped_tiers"):
+        parts.insert(0, "routed")
     return " > ".join(parts)
 
 
@@ -113,14 +115,21 @@ def ask(
     monitor: CascadeMonitor,
     *,
     strong_first: bool,
+    first_tier: int = 0,
 ) -> tuple[AIMessage, float, AIMessage, float]:
-    """The cascade and the strongest tier alone on one question, in the given order."""
+    """The cascade and the strongest tier alone on one question, in the given order.
+
+    ``first_tier`` is where the cascade starts (the fitted routing sends word
+    problems straight to the final tier).
+    """
     results: dict[str, tuple[AIMessage, float]] = {}
     order = ("strong", "cascade") if strong_first else ("cascade", "strong")
     for who in order:
         t0 = time.perf_counter()
         if who == "cascade":
-            answer = cascade.invoke(item.messages, {"callbacks": [monitor]})
+            answer = cascade.invoke(
+                item.messages, {"callbacks": [monitor]}, first_tier=first_tier
+            )
         else:
             answer = strong.invoke(item.messages)
         results[who] = (answer, time.perf_counter() - t0)
@@ -140,8 +149,16 @@ def run(
         cascade = build_cascade(tiers, fitted, compute)
         for i, item in enumerate(items, 1):
             progress(f"[{i}/{len(items)}] {clip(item.text, 60)}")
+            routed = item.kind == WORD_PROBLEM and fitted.get(
+                "route_word_problems_to_final_tier", False
+            )
             answer, latency, strong, strong_latency = ask(
-                cascade, tiers[-1], item, monitor, strong_first=i % 2 == 0
+                cascade,
+                tiers[-1],
+                item,
+                monitor,
+                strong_first=i % 2 == 0,
+                first_tier=len(names) - 1 if routed else 0,
             )
             meta = answer.response_metadata["cascade"]
             rows.append(
