@@ -30,7 +30,13 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 
-from benchmarks.workload import THREADS, WORD_PROBLEM, api_prices, is_correct
+from benchmarks.workload import (
+    HEADLINE,
+    THREADS,
+    WORD_PROBLEM,
+    api_prices,
+    is_correct,
+)
 from examples.demo_cascade import build_cascade, load_thresholds, tier_models
 from examples.questions import Item, demo_questions
 from langchain_cascade import CascadeMonitor
@@ -46,6 +52,11 @@ SHORT = {
     "qwen2.5-coder-0.5b": "Qwen-0.5B",
     "qwen2.5-coder-1.5b": "Qwen-1.5B",
 }
+
+
+WARM_UP = Item(HEADLINE, "invented", "Gold steady as traders wait for data", "neutral")
+"""An invented query each server answers once before the timed questions, so
+that no timed call pays a cold server (its first request is several times slower)."""
 
 
 @dataclass
@@ -147,6 +158,9 @@ def run(
     with LocalModels(names, n_threads=THREADS) as models:
         tiers = tier_models(models, names)
         cascade = build_cascade(tiers, fitted, compute)
+        progress("warming up the servers (one invented headline each, not timed)...")
+        for tier in tiers:
+            tier.invoke(WARM_UP.messages)
         for i, item in enumerate(items, 1):
             progress(f"[{i}/{len(items)}] {clip(item.text, 60)}")
             routed = item.kind == WORD_PROBLEM and fitted.get(
