@@ -103,6 +103,7 @@ from langchain_cascade.events import (
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 from langchain_cascade.routing import RouteInput, coerce_router, route
+from langchain_cascade.sticky import StickyScope, sticky_tier
 
 __all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
@@ -247,6 +248,11 @@ class CascadingChatModel(BaseChatModel):
     When the next tier would take the call over it, the best answer so far is
     returned, flagged ``needs_review`` with the reason.
     """
+
+    sticky: StickyScope | None = None
+    """Sticky escalation: ``"run"`` or ``"thread"`` starts a call at the highest
+    tier that answered earlier in the agent run or the whole conversation (see
+    :mod:`langchain_cascade.sticky`); a call's own ``first_tier`` wins."""
 
     formatter: Runnable[AIMessage, Any] | None = None
     """Optional Runnable applied to every final answer (returns an AIMessage or
@@ -897,11 +903,23 @@ class CascadingChatModel(BaseChatModel):
         tools: list[dict[str, Any]],
         last: int,
     ) -> tuple[int, str, dict[str, Any] | None]:
-        """The tier the call starts from, why, and the router's decision."""
+        """The tier the call starts from, why, and the router's decision.
+
+        A call's own ``first_tier`` wins; then sticky escalation (the tier the run
+        or thread already escalated to); then the router.
+        """
         first_tier = kwargs.pop("first_tier", None)
         router = kwargs.pop("router", self.router)
         if first_tier is not None:
             return _valid_first_tier(first_tier, last), "", None
+        if self.sticky is not None:
+            start = sticky_tier(messages, self.sticky, self.model_names)
+            if start["first_tier"] > 0:
+                return (
+                    _valid_first_tier(start["first_tier"], last),
+                    start["reason"],
+                    None,
+                )
         if router is None:
             return 0, "", None
         decision = route(
