@@ -184,6 +184,14 @@ async def _adrop_token(*args: Any, **kwargs: Any) -> None:
 
 @functools.cache
 def _withheld_class(cls: type) -> type | None:
+    slots = {
+        name
+        for klass in cls.__mro__
+        for name in getattr(klass, "__slots__", ())
+        if name not in ("__dict__", "__weakref__")
+    }
+    if slots:  # state outside ``__dict__`` (e.g. a pydantic handler): not shareable
+        return None
     try:
         original = getattr(cls, "on_llm_new_token", None)
         drop = _adrop_token if inspect.iscoroutinefunction(original) else _drop_token
@@ -192,7 +200,7 @@ def _withheld_class(cls: type) -> type | None:
             (_Withheld, cls),
             {"on_llm_new_token": drop, "__module__": cls.__module__},
         )
-    except TypeError:  # a final or otherwise unsubclassable handler class
+    except Exception:  # noqa: BLE001 - an unsubclassable class: leave it as it is
         return None
 
 

@@ -22,7 +22,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["iterate_async", "run_coroutine", "shutdown"]
+__all__ = [
+    "WORKER_THREAD_PREFIXES",
+    "ensure_running",
+    "iterate_async",
+    "pending_tasks",
+    "run_coroutine",
+    "shutdown",
+]
+
+WORKER_THREAD_PREFIXES = ("cascade-loop", "cascade-worker")
+"""Names of the threads of the package's worker loop (long-lived, like a pool)."""
 
 T = TypeVar("T")
 
@@ -76,6 +86,15 @@ def _get_runner() -> _Runner:
         if _runner is None:
             _runner = _Runner()
         return _runner
+
+
+def ensure_running() -> None:
+    """Start the worker loop now (it starts on first use otherwise).
+
+    For resource checks that compare a process before and after a call: the loop,
+    its thread and its descriptors then belong to the "before".
+    """
+    _get_runner()
 
 
 def shutdown() -> None:

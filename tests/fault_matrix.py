@@ -29,6 +29,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
 from langchain_cascade import CascadeError, CascadingChatModel
+from langchain_cascade._sync import WORKER_THREAD_PREFIXES, ensure_running
 from langchain_cascade.gates import (
     Gate,
     GateInput,
@@ -289,8 +290,15 @@ def _children() -> int:
 
 def snapshot() -> Leaks:
     """The threads, descriptors, sockets and child processes open now."""
+    # The package's one worker loop (sync timeouts) is long-lived, like a pool:
+    # part of the baseline; what runs on it is checked by pending_tasks().
+    ensure_running()
     fds, sockets = _fds()
-    threads = frozenset(t.ident or 0 for t in threading.enumerate())
+    threads = frozenset(
+        t.ident or 0
+        for t in threading.enumerate()
+        if not t.name.startswith(WORKER_THREAD_PREFIXES)
+    )
     return Leaks(fds, sockets, threads, _children())
 
 

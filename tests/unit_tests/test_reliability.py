@@ -742,3 +742,15 @@ def test_configurable_fields_tier_is_configured_by_the_call(
         config["callbacks"] = [RunRecorder()]
     assert call(cascade, mode, "q", config).text == "configured"  # type: ignore[arg-type]
     assert call(cascade, mode, "q").text == "default"
+
+
+def test_a_handler_whose_state_is_not_in_its_dict_is_left_as_it_is() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    from langchain_cascade._callbacks import withhold_tokens
+
+    class Slotted(BaseCallbackHandler):
+        __slots__ = ("seen",)
+
+    handler = Slotted()
+    assert withhold_tokens(handler) is handler
