@@ -176,11 +176,15 @@ def load_sample(data_dir: Path, name: str) -> list[Item]:
     return items
 
 
+_HEADLINES = headlines.Headlines()
+_WORD_PROBLEMS = gsm8k_local.Gsm8kLocal()
+
+
 def is_correct(answer: str, item: Item) -> bool:
     """The label (headlines) or the last number (word problems) matches."""
     if item.kind == HEADLINE:
-        return headlines.grade(answer, item.gold)
-    return gsm8k_local.grade(answer, item.gold)
+        return _HEADLINES.grade(answer, item.gold)
+    return _WORD_PROBLEMS.grade(answer, item.gold)
 
 
 def evaluate(answer: AIMessage, item: Item) -> float:
