@@ -1,33 +1,34 @@
-"""Shared helpers of the benchmarks on the real local models.
+"""The skeleton of the benchmarks on the real local models, and what they share.
 
-Data directory resolution, the example price table, answer normalisation
-(labels and numbers), timing, the per-tier answer cache (JSONL), the replay
-matrices that :func:`langchain_cascade.calibrate` takes, the live gates built
-from fitted thresholds, and a markdown table writer.
+``headlines.py`` and ``gsm8k_local.py`` are one method on two data sets: every
+tier answers every query once; the answers (text, usage, token logprobs,
+latency) are cached in a JSONL file; each gate candidate scores the cached
+answers through the package's own gates; thresholds are fitted on the train
+split with :func:`langchain_cascade.calibrate` and replayed on the test split
+with :func:`~langchain_cascade.calibration.evaluate_thresholds`; a subset of the
+test split is then answered by the real ``CascadingChatModel`` to check that the
+replay matches the live cascade.
 
-Method shared by ``headlines.py`` and ``gsm8k_local.py``: every tier answers
-every query once; the answers (text, usage, token logprobs, latency) are cached
-in a JSONL file; gate scores are recomputed from the cached logprobs with the
-library's own gates; thresholds are fitted on the train split and replayed on
-the test split; a subset of the test split is then run through the real
-``CascadingChatModel`` to check that the replay matches the live cascade.
+A benchmark supplies a :class:`Spec` (its models, gate candidates, queries,
+grading and prose); :func:`run` does the rest. Costs come from the package's
+example price table (``langchain_cascade.local_models.example_prices``), token
+logprobs are read with :func:`~langchain_cascade.gates.logprob.token_logprobs`,
+the train frontier is drawn by :func:`~langchain_cascade.calibration.plot_frontier`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -38,9 +39,12 @@ from langchain_cascade import CascadingChatModel
 from langchain_cascade.calibration import (
     CalibrationResult,
     PolicyEvaluation,
+    calibrate,
     evaluate_thresholds,
+    plot_frontier,
 )
 from langchain_cascade.gates.base import Gate, GateInput
+from langchain_cascade.gates.logprob import token_logprobs
 from langchain_cascade.local_models import example_prices
 from langchain_cascade.pricing import ModelPrice
 
@@ -92,92 +96,43 @@ def resolve_data_dir(cli_value: str | None = None) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- grading
+def regenerate_command(
+    module: str, argv: Sequence[str], machine_options: Sequence[str]
+) -> str:
+    """The command that made a report, without the options naming this machine.
 
-_WORD = re.compile(r"[a-z]+")
+    ``machine_options`` (``--base-url``, ``--data-dir``...) are dropped with
+    their values, written ``--opt value`` or ``--opt=value``.
 
-
-def normalise_label(text: str, labels: Iterable[str]) -> str | None:
-    """The label an answer gives: its first word, lower-cased, if it is a label.
-
-    ``" Up."``, ``"up\\n"`` and ``"UP - gold rose"`` all read ``"up"``;
-    ``"The headline is"`` reads ``None``.
+    >>> regenerate_command("benchmarks.x", ["--n", "5", "--data-dir", "/d"], ["--data-dir"])
+    '.venv/bin/python -m benchmarks.x --n 5'
     """
-    match = _WORD.search(text.lower())
-    if match is None:
-        return None
-    word = match.group(0)
-    return word if word in set(labels) else None
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in machine_options:
+            skip = True
+            continue
+        if arg.startswith(tuple(f"{o}=" for o in machine_options)):
+            continue
+        kept.append(arg)
+    return " ".join([f".venv/bin/python -m {module}", *kept])
 
 
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+@dataclass(frozen=True)
+class Query:
+    """One benchmark item."""
+
+    split: str
+    qid: str
+    messages: list[BaseMessage]
+    gold: str
 
 
-def parse_number(text: str) -> Decimal | None:
-    """A number written as ``1,234``, ``$12.50`` or ``-3``, or ``None``."""
-    raw = text.replace("$", "").replace(",", "").strip().rstrip(".")
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        return None
-
-
-def last_number(text: str) -> Decimal | None:
-    """The last number in a text (thousands commas and ``$`` ignored), or ``None``."""
-    for match in reversed(_NUMBER.findall(text)):
-        value = parse_number(match)
-        if value is not None:
-            return value
-    return None
-
-
-def numbers_equal(a: Decimal | None, b: Decimal | None) -> bool:
-    """Whether two parsed numbers are equal (``18.00`` equals ``18``)."""
-    return a is not None and b is not None and a == b
-
-
-# --------------------------------------------------------------------------- costs
-
-
-def call_cost(model: str, usage: Mapping[str, Any] | None) -> float:
-    """The example cost of one call from its token usage (0 tokens when missing)."""
-    price = EXAMPLE_PRICES[model]
-    usage = usage or {}
-    return (
-        price.per_call
-        + int(usage.get("input_tokens", 0)) * price.input_per_million / 1e6
-        + int(usage.get("output_tokens", 0)) * price.output_per_million / 1e6
-    )
-
-
-# --------------------------------------------------------------------------- timing
-
-
-@dataclass
-class Stopwatch:
-    """Accumulates named wall-clock durations (seconds)."""
-
-    def __post_init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def time(self, name: str) -> Iterator[None]:
-        """Time the block and add it under ``name``."""
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + (
-                time.perf_counter() - started
-            )
-
-
-def fmt_seconds(seconds: float) -> str:
-    """``754.2`` -> ``"12 min 34 s"``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
+Grader = Callable[[str, str], bool]
 
 
 # --------------------------------------------------------------------------- cache
@@ -238,12 +193,8 @@ def logprob_entries(
     ``top_k`` caps the alternatives kept per token (the server may send 20 even
     when none were asked for); ``None`` keeps them all.
     """
-    logprobs = message.response_metadata.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
     out = []
-    for entry in content or []:
-        if not isinstance(entry, dict) or "logprob" not in entry:
-            continue
+    for entry in token_logprobs(message):
         kept: dict[str, Any] = {
             "token": entry.get("token"),
             "logprob": entry["logprob"],
@@ -267,142 +218,106 @@ def as_message(record: Mapping[str, Any]) -> AIMessage:
     )
 
 
-@dataclass(frozen=True)
-class Query:
-    """One benchmark item."""
-
-    split: str
-    qid: str
-    messages: list[BaseMessage]
-    gold: str
-
-
-Grader = Callable[[str, str], bool]
-
-
-def collect_in_parallel(
-    chats: Mapping[str, BaseChatModel],
-    groups: Sequence[Sequence[str]],
-    queries: Sequence[Query],
-    cache_path: Path,
-    *,
-    grade: Grader,
-    fingerprint: str,
-) -> dict[str, float]:
-    """Run :func:`collect_answers` for each group of models in its own thread.
-
-    Within a group the models run one after the other; with one CPU thread per
-    server, two groups keep two cores busy. Returns the wall time per model.
-    """
-    seconds: dict[str, float] = {}
-
-    def run(group: Sequence[str]) -> None:
-        for model in group:
-            started = time.perf_counter()
-            collect_answers(
-                {model: chats[model]}, queries, cache_path, grade, fingerprint
-            )
-            seconds[model] = time.perf_counter() - started
-
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        for future in [pool.submit(run, group) for group in groups]:
-            future.result()
-    return seconds
-
-
-def collect_answers(
-    chats: Mapping[str, BaseChatModel],
-    queries: Sequence[Query],
-    cache_path: Path,
-    grade: Grader,
-    fingerprint: str,
-    *,
-    top_k: int | None = None,
-    progress_every: int = 25,
-) -> list[dict[str, Any]]:
-    """Ask every tier every query once (resuming from the cache), return the records.
-
-    Queries are sent one at a time, model after model, so that a single server
-    is busy at any moment and the shared prompt prefix stays in its cache.
-    Records made with another ``fingerprint`` (prompt or settings) are ignored.
-    """
-    done = {
+def _tier_records(cache_path: Path, fingerprint: str) -> dict[tuple[str, ...], Any]:
+    return {
         (r["split"], r["qid"], r["model"]): r
         for r in read_jsonl(cache_path)
         if r.get("kind") == "tier" and r.get("fingerprint") == fingerprint
     }
-    for model, chat in chats.items():
-        todo = [q for q in queries if (q.split, q.qid, model) not in done]
-        if todo:
-            print(f"  {model}: {len(todo)} queries to ask", flush=True)
-        started = time.perf_counter()
-        for i, query in enumerate(todo, 1):
-            t0 = time.perf_counter()
-            message = chat.invoke(query.messages)
-            latency = time.perf_counter() - t0
-            if not isinstance(message, AIMessage):  # pragma: no cover - chat models
-                message = AIMessage(content=message.content)
-            usage = dict(message.usage_metadata or {})
-            record = {
-                "kind": "tier",
-                "fingerprint": fingerprint,
-                "split": query.split,
-                "qid": query.qid,
-                "model": model,
-                "gold": query.gold,
-                "answer": message.text,
-                "correct": grade(message.text, query.gold),
-                "usage": {
-                    "input_tokens": usage.get("input_tokens", 0),
-                    "output_tokens": usage.get("output_tokens", 0),
-                },
-                "cost": call_cost(model, usage),
-                "latency_s": round(latency, 4),
-                "logprobs": logprob_entries(message, top_k),
-            }
-            append_jsonl(cache_path, record)
-            done[(query.split, query.qid, model)] = record
-            if i % progress_every == 0 or i == len(todo):
-                elapsed = time.perf_counter() - started
-                print(
-                    f"    {model}: {i}/{len(todo)} in {elapsed:.0f} s "
-                    f"({elapsed / i:.2f} s/query)",
-                    flush=True,
-                )
-    return [done[(q.split, q.qid, m)] for q in queries for m in chats]
+
+
+def collect_answers(
+    model: str,
+    chat: BaseChatModel,
+    queries: Sequence[Query],
+    cache_path: Path,
+    *,
+    grade: Grader,
+    fingerprint: str,
+    top_k: int | None = None,
+    progress_every: int = 25,
+) -> None:
+    """Ask one tier every query once, resuming from the cache.
+
+    Queries are sent one at a time, so that the server's shared prompt prefix
+    stays in its cache. Records made with another ``fingerprint`` (prompt or
+    settings) are ignored.
+    """
+    done = _tier_records(cache_path, fingerprint)
+    todo = [q for q in queries if (q.split, q.qid, model) not in done]
+    if todo:
+        print(f"  {model}: {len(todo)} queries to ask", flush=True)
+    started = time.perf_counter()
+    for i, query in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        message = chat.invoke(query.messages)
+        latency = time.perf_counter() - t0
+        usage = message.usage_metadata
+        tokens: dict[str, Any] = dict(usage) if usage else {}
+        record = {
+            "kind": "tier",
+            "fingerprint": fingerprint,
+            "split": query.split,
+            "qid": query.qid,
+            "model": model,
+            "gold": query.gold,
+            "answer": message.text,
+            "correct": grade(message.text, query.gold),
+            "usage": {
+                "input_tokens": tokens.get("input_tokens", 0),
+                "output_tokens": tokens.get("output_tokens", 0),
+            },
+            "cost": EXAMPLE_PRICES[model].cost(usage) or 0.0,
+            "latency_s": round(latency, 4),
+            "logprobs": logprob_entries(message, top_k),
+        }
+        append_jsonl(cache_path, record)
+        if i % progress_every == 0 or i == len(todo):
+            elapsed = time.perf_counter() - started
+            print(
+                f"    {model}: {i}/{len(todo)} in {elapsed:.0f} s "
+                f"({elapsed / i:.2f} s/query)",
+                flush=True,
+            )
 
 
 def load_cached(
     cache_path: Path, queries: Sequence[Query], models: Sequence[str], fingerprint: str
 ) -> list[dict[str, Any]]:
     """The cached tier records of ``queries``; exits when one is missing."""
-    done = {
-        (r["split"], r["qid"], r["model"]): r
-        for r in read_jsonl(cache_path)
-        if r.get("kind") == "tier" and r.get("fingerprint") == fingerprint
-    }
-    missing = [
-        (q.split, q.qid, m)
-        for q in queries
-        for m in models
-        if (q.split, q.qid, m) not in done
-    ]
+    done = _tier_records(cache_path, fingerprint)
+    keys = [(q.split, q.qid, m) for q in queries for m in models]
+    missing = [key for key in keys if key not in done]
     if missing:
         msg = (
             f"{cache_path} lacks {len(missing)} tier answers (e.g. {missing[0]}) for "
             "these settings: run without --from-cache first"
         )
         raise SystemExit(msg)
-    return [done[(q.split, q.qid, m)] for q in queries for m in models]
+    return [done[key] for key in keys]
 
 
 # --------------------------------------------------------------------------- replay
 
-ScoreFn = Callable[[Mapping[str, Any]], float | None]
-"""A gate score of one cached tier answer (``None`` when the gate has none)."""
-
 NO_SCORE = -1.0
 """Replay score of an answer the gate cannot score: below every threshold in [0, 1]."""
+
+
+class Candidate(Protocol):
+    """A gate candidate: scores cached answers, builds the live gate."""
+
+    @property
+    def name(self) -> str:
+        """The candidate's name in the report."""
+        ...
+
+    def score(self, record: Mapping[str, Any]) -> float | None:
+        """The replay score of one cached tier answer (``None``: unscored)."""
+        ...
+
+    def gate(self, threshold: float) -> Gate:
+        """The live gate for a threshold in [0, 1]: passes when score >= it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -416,12 +331,46 @@ class Matrices:
     latency: FloatArray
     unscored: int
 
+    def rows(self, qids: Sequence[str]) -> Matrices:
+        """The sub-matrices of the given queries, in that order."""
+        index = {qid: i for i, qid in enumerate(self.qids)}
+        idx = np.array([index[q] for q in qids], dtype=np.intp)
+        return Matrices(
+            list(qids),
+            self.scores[idx],
+            self.correct[idx],
+            self.costs[idx],
+            self.latency[idx],
+            0,
+        )
+
+    def evaluate(self, thresholds: Sequence[float]) -> PolicyEvaluation:
+        """Replay fixed thresholds on these answers."""
+        return evaluate_thresholds(self.scores, self.correct, self.costs, thresholds)
+
+    def latency_sum(self, thresholds: Sequence[float]) -> float:
+        """Summed latency of the tiers each query visits under ``thresholds``."""
+        visited = evaluate_thresholds(
+            self.scores, self.correct, self.latency, thresholds
+        )
+        return visited.cost * len(self.qids)
+
+    def stop_tier(self, row: int, thresholds: Sequence[float]) -> int:
+        """The tier query ``row`` stops at under ``thresholds``."""
+        one = evaluate_thresholds(
+            self.scores[row : row + 1],
+            self.correct[row : row + 1],
+            self.costs[row : row + 1],
+            thresholds,
+        )
+        return one.tier_rates.index(1.0)
+
 
 def matrices(
     records: Sequence[Mapping[str, Any]],
     split: str,
     models: Sequence[str],
-    score: ScoreFn,
+    score: Callable[[Mapping[str, Any]], float | None],
 ) -> Matrices:
     """Arrange the cached answers of one split as calibration matrices.
 
@@ -450,23 +399,50 @@ def matrices(
     return Matrices(qids, scores, correct, costs, latency, unscored)
 
 
-def stop_tiers(scores: FloatArray, thresholds: Sequence[float]) -> NDArray[np.intp]:
-    """The tier each query stops at under ``thresholds`` (accept: score >= t)."""
-    n, k = scores.shape
-    stop = np.full(n, k - 1, dtype=np.intp)
-    undecided = np.ones(n, dtype=bool)
-    for j, threshold in enumerate(thresholds):
-        accept = undecided & (scores[:, j] >= threshold)
-        stop[accept] = j
-        undecided &= ~accept
-    return stop
+@dataclass(frozen=True)
+class Fit:
+    """Every candidate fitted on train, and the one picked on train only."""
+
+    chosen: Candidate
+    results: dict[str, CalibrationResult]
+    train: dict[str, Matrices]
+    target: float
+    models: tuple[str, ...]
+
+    @property
+    def result(self) -> CalibrationResult:
+        """The chosen candidate's fit."""
+        return self.results[self.chosen.name]
 
 
-def replay_latency(m: Matrices, thresholds: Sequence[float]) -> float:
-    """Summed latency of the tiers each query visits under ``thresholds``."""
-    stop = stop_tiers(m.scores, thresholds)
-    cumulative = np.cumsum(m.latency, axis=1)
-    return float(cumulative[np.arange(len(stop)), stop].sum())
+def fit(
+    records: Sequence[Mapping[str, Any]],
+    candidates: Sequence[Candidate],
+    models: Sequence[str],
+    retain: float = 1.0,
+) -> Fit:
+    """Fit every candidate's thresholds on train; pick one on train only.
+
+    Quality target: ``retain`` x the best single tier's train accuracy
+    (``retain=1``: no loss against the best single model). The candidate with
+    the lowest train cost at that target wins; ties go to the higher APGR.
+    """
+    train = {c.name: matrices(records, "train", models, c.score) for c in candidates}
+    first = train[candidates[0].name]
+    target = retain * float(first.correct.mean(axis=0).max())
+    results = {
+        name: calibrate(m.scores, m.correct, m.costs, min_quality=target)
+        for name, m in train.items()
+    }
+
+    def key(c: Candidate) -> tuple[float, float]:
+        apgr = results[c.name].apgr
+        return (
+            round(results[c.name].cost, 12),
+            -(apgr if not math.isnan(apgr) else -1),
+        )
+
+    return Fit(min(candidates, key=key), results, train, target, tuple(models))
 
 
 def live_gate(
@@ -496,6 +472,13 @@ def live_gate(
 # --------------------------------------------------------------------------- live
 
 
+def live_tag(
+    key: str, candidate: Candidate, thresholds: Sequence[float]
+) -> dict[str, Any]:
+    """What identifies a live run's configuration in the cache."""
+    return {key: candidate.name, "thresholds": [clean_float(t) for t in thresholds]}
+
+
 def run_live(
     cascade: CascadingChatModel,
     queries: Sequence[Query],
@@ -507,7 +490,7 @@ def run_live(
 ) -> list[dict[str, Any]]:
     """Answer ``queries`` with the real cascade; cache one ``live`` record each.
 
-    ``tag`` (gate name, thresholds...) is stored in every record, so that
+    ``tag`` (gate name, thresholds) is stored in every record, so that
     :func:`cached_live` finds the records of the same configuration.
     """
     out = []
@@ -566,27 +549,17 @@ def compare_live(
     """Replay the live queries from the cache and compare with the live cascade."""
     if not live:
         return {}
-    row = {qid: i for i, qid in enumerate(test.qids)}
-    idx = np.array([row[r["qid"]] for r in live])
-    sub = Matrices(
-        [r["qid"] for r in live],
-        test.scores[idx],
-        test.correct[idx],
-        test.costs[idx],
-        test.latency[idx],
-        0,
-    )
-    replay = evaluate_thresholds(sub.scores, sub.correct, sub.costs, thresholds)
-    replay_stop = stop_tiers(sub.scores, thresholds)
+    sub = test.rows([r["qid"] for r in live])
+    replay = sub.evaluate(thresholds)
     by_key = {(r["split"], r["qid"], r["model"]): r for r in records}
     same_tier = same_answer = 0
     score_diffs = []
-    for r, stop in zip(live, replay_stop, strict=True):
-        same_tier += int(r["tier"] == int(stop))
+    for row, r in enumerate(live):
+        same_tier += int(r["tier"] == sub.stop_tier(row, thresholds))
         cached = by_key[(r["split"], r["qid"], models[r["tier"]])]
         same_answer += int(r["answer"] == cached["answer"])
         for j, s in enumerate(r["scores"][: len(models) - 1]):
-            cached_score = test.scores[row[r["qid"]], j]
+            cached_score = sub.scores[row, j]
             if s is not None and not math.isnan(cached_score) and cached_score >= 0:
                 score_diffs.append(abs(float(s) - float(cached_score)))
     n = len(live)
@@ -601,11 +574,63 @@ def compare_live(
         "replay_accuracy": replay.quality,
         "replay_cost_per_query": replay.cost,
         "replay_tier_rates": list(replay.tier_rates),
-        "replay_wall_s_estimate": replay_latency(sub, thresholds),
+        "replay_wall_s_estimate": sub.latency_sum(thresholds),
         "same_stopping_tier": same_tier,
         "same_answer_as_cached": same_answer,
         "max_abs_score_diff": max(score_diffs) if score_diffs else None,
     }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def markdown_table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None
+) -> str:
+    """A GitHub markdown table; ``align`` is one of ``l``/``r`` per column."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(marks[a] for a in align) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def pct(value: float) -> str:
+    """``0.8558`` -> ``"85.6%"``."""
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def money(value: float) -> str:
+    """A small dollar amount in scientific notation: ``0.00333`` -> ``"$3.33e-3"``."""
+    if math.isnan(value):
+        return "n/a"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"${mantissa}e{int(exponent)}"
+
+
+def threshold_text(values: Sequence[float]) -> str:
+    """Thresholds as text (``-inf``: always accept, ``inf``: never accept)."""
+    return ", ".join(
+        "always accept"
+        if v == -math.inf
+        else "never accept"
+        if v == math.inf
+        else f"{v:.4f}"
+        for v in values
+    )
+
+
+def fmt_seconds(seconds: float) -> str:
+    """``754.2`` -> ``"12 min 34 s"``; NaN (not measured) -> ``"n/a"``."""
+    if math.isnan(seconds):
+        return "n/a"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def live_section(live_cmp: Mapping[str, Any], what: str) -> list[str]:
@@ -661,11 +686,7 @@ def plot_test(
     from matplotlib.figure import Figure
 
     points = sorted(
-        (
-            evaluate_thresholds(test.scores, test.correct, test.costs, p.thresholds)
-            for p in result.frontier
-        ),
-        key=lambda e: e.cost,
+        (test.evaluate(p.thresholds) for p in result.frontier), key=lambda e: e.cost
     )
     fig = Figure(figsize=(7.0, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
@@ -705,43 +726,515 @@ def plot_test(
     fig.savefig(path, format="png", dpi=120)
 
 
-# --------------------------------------------------------------------------- output
+# --------------------------------------------------------------------------- skeleton
 
 
-def markdown_table(
-    headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None
-) -> str:
-    """A GitHub markdown table; ``align`` is one of ``l``/``r`` per column."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join(marks[a] for a in align) + "|",
+@dataclass(frozen=True)
+class Analysis:
+    """What the skeleton computes once; a benchmark's report reads it."""
+
+    args: argparse.Namespace
+    records: list[dict[str, Any]]
+    fitted: Fit
+    test: Matrices
+    ev: PolicyEvaluation
+    live_cmp: dict[str, Any]
+    run: dict[str, Any]
+    mode: str
+    what: str
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """The chosen candidate's fitted thresholds."""
+        return self.fitted.result.thresholds
+
+    @property
+    def train(self) -> Matrices:
+        """The chosen candidate's train matrices."""
+        return self.fitted.train[self.fitted.chosen.name]
+
+    @property
+    def top_cost(self) -> float:
+        """Mean test cost of the final tier alone."""
+        return float(self.test.costs[:, -1].mean())
+
+    @property
+    def top_accuracy(self) -> float:
+        """Test accuracy of the final tier alone."""
+        return float(self.test.correct[:, -1].mean())
+
+    @property
+    def latency_sum(self) -> float:
+        """Replayed test latency of the chosen cascade (sum over queries)."""
+        return self.test.latency_sum(self.thresholds)
+
+    def on_test(
+        self, candidate: Candidate, result: CalibrationResult
+    ) -> PolicyEvaluation:
+        """A candidate's train-fitted thresholds replayed on test."""
+        test = matrices(self.records, "test", self.fitted.models, candidate.score)
+        return test.evaluate(result.thresholds)
+
+
+class Spec(Protocol):
+    """What a benchmark supplies to the skeleton."""
+
+    @property
+    def name(self) -> str:
+        """File stem of the results and the cache."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """Plot title, e.g. ``"GSM8K, local 2-tier cascade"``."""
+        ...
+
+    @property
+    def what(self) -> str:
+        """What a query is called in the report (``"problems"``)."""
+        ...
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The cascade's tiers, cheapest first."""
+        ...
+
+    @property
+    def candidates(self) -> Sequence[Candidate]:
+        """The gate candidates fitted on train."""
+        ...
+
+    @property
+    def top_k(self) -> int | None:
+        """Top logprobs kept per cached token (``None``: all)."""
+        ...
+
+    @property
+    def tag_key(self) -> str:
+        """The key naming the gate in cached live records."""
+        ...
+
+    def queries(self, args: argparse.Namespace, data_dir: Path) -> list[Query]:
+        """Train and test queries."""
+        ...
+
+    def grade(self, answer: str, gold: str) -> bool:
+        """Whether an answer is right."""
+        ...
+
+    def fingerprint(self, args: argparse.Namespace) -> str:
+        """Identifies the prompt and settings the cached answers were made with."""
+        ...
+
+    def chat_kwargs(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The settings of every tier's chat model."""
+        ...
+
+    def plan(
+        self, args: argparse.Namespace, queries: Sequence[Query]
+    ) -> list[list[tuple[str, list[Query]]]]:
+        """Groups of (model, queries) to collect; the groups run side by side."""
+        ...
+
+    def report(self, a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
+        """The summary JSON and the markdown lines of the report."""
+        ...
+
+
+def tiers_table(a: Analysis, latency_digits: int) -> str:
+    """Each tier alone and the chosen cascade: accuracy, cost, latency, tiers."""
+    digits = latency_digits
+    rows = [
+        [
+            SHORT_NAMES[model] + " alone",
+            pct(float(a.train.correct[:, j].mean())),
+            pct(float(a.test.correct[:, j].mean())),
+            money(float(a.test.costs[:, j].mean())),
+            f"{float(a.test.latency[:, j].mean()):.{digits}f} s",
+            "-",
+        ]
+        for j, model in enumerate(a.fitted.models)
     ]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def pct(value: float) -> str:
-    """``0.8558`` -> ``"85.6%"``."""
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
-
-
-def money(value: float) -> str:
-    """A small dollar amount in scientific notation: ``0.00333`` -> ``"$3.33e-3"``."""
-    if math.isnan(value):
-        return "n/a"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"${mantissa}e{int(exponent)}"
-
-
-def threshold_text(values: Sequence[float]) -> str:
-    """Thresholds as text (``-inf``: always accept, ``inf``: never accept)."""
-    return ", ".join(
-        "always accept"
-        if v == -math.inf
-        else "never accept"
-        if v == math.inf
-        else f"{v:.4f}"
-        for v in values
+    rows.append(
+        [
+            f"**cascade** ({a.fitted.chosen.name}, replay)",
+            pct(a.fitted.result.quality),
+            f"**{pct(a.ev.quality)}**",
+            f"**{money(a.ev.cost)}**",
+            f"{a.latency_sum / len(a.test.qids):.{digits}f} s",
+            " / ".join(pct(r) for r in a.ev.tier_rates),
+        ]
     )
+    tiers = "/".join(str(j) for j in range(len(a.fitted.models)))
+    return markdown_table(
+        [
+            "system",
+            "train acc",
+            "test acc",
+            "test cost / query",
+            "latency / query",
+            f"answered at tier {tiers}",
+        ],
+        rows,
+    )
+
+
+def candidates_table(a: Analysis, candidates: Sequence[Candidate]) -> str:
+    """Every gate candidate fitted on train, then replayed on test."""
+    rows = []
+    for c in candidates:
+        res = a.fitted.results[c.name]
+        e = a.on_test(c, res)
+        rows.append(
+            [
+                c.name + (" (chosen)" if c.name == a.fitted.chosen.name else ""),
+                threshold_text(res.thresholds),
+                pct(res.quality),
+                money(res.cost),
+                f"{res.apgr:.3f}",
+                pct(e.quality),
+                money(e.cost),
+                pct(e.escalation_rate),
+            ]
+        )
+    return markdown_table(
+        [
+            "gate",
+            "thresholds",
+            "train acc",
+            "train cost",
+            "train APGR",
+            "test acc",
+            "test cost",
+            "test escalated",
+        ],
+        rows,
+    )
+
+
+def operating_point(
+    records: Sequence[Mapping[str, Any]],
+    candidates: Sequence[Candidate],
+    models: Sequence[str],
+    *,
+    retain: float,
+    rule: str,
+    key: str,
+) -> dict[str, Any]:
+    """One target rule fitted on train (``retain`` x best tier), replayed on test."""
+    f = fit(records, candidates, models, retain)
+    res = f.result
+    test = matrices(records, "test", models, f.chosen.score)
+    ev = test.evaluate(res.thresholds)
+    top_cost = float(test.costs[:, -1].mean())
+    return {
+        "rule": rule,
+        "target": f.target,
+        key: f.chosen.name,
+        "thresholds": [clean_float(t) for t in res.thresholds],
+        "thresholds_text": threshold_text(res.thresholds),
+        "train_accuracy": res.quality,
+        "train_cost_per_query": res.cost,
+        "test_accuracy": ev.quality,
+        "test_cost_per_query": ev.cost,
+        "test_cost_vs_top_tier": ev.cost / top_cost,
+        "test_escalation_rate": ev.escalation_rate,
+        "test_strong_call_rate": ev.strong_call_rate,
+        "test_tier_rates": list(ev.tier_rates),
+    }
+
+
+def points_table(points: Sequence[Mapping[str, Any]], key: str) -> str:
+    """The operating points: rule, gate, thresholds, train/test accuracy and cost.
+
+    A ``"tiers"`` entry in the points adds a first column naming the tiers.
+    """
+    tiers = bool(points) and "tiers" in points[0]
+    return markdown_table(
+        [
+            *(["tiers"] if tiers else []),
+            "rule",
+            "gate",
+            "thresholds",
+            "train acc",
+            "test acc",
+            "test cost / query",
+            "cost vs 1.5B",
+            "reached 1.5B",
+        ],
+        [
+            [
+                *([p["tiers"]] if tiers else []),
+                p["rule"],
+                p[key],
+                p["thresholds_text"],
+                pct(p["train_accuracy"]),
+                pct(p["test_accuracy"]),
+                money(p["test_cost_per_query"]),
+                f"{100 * (p['test_cost_vs_top_tier'] - 1):+.0f}%",
+                pct(p["test_strong_call_rate"]),
+            ]
+            for p in points
+        ],
+    )
+
+
+def summary(a: Analysis, benchmark: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's JSON: the fitted cascade on train and test, and ``extra``."""
+    result = a.fitted.result
+    return {
+        "benchmark": benchmark,
+        "produced_by": a.mode,
+        "full_run": dict(a.run),
+        "models": list(a.fitted.models),
+        "prices_per_million": {
+            m: [p.input_per_million, p.output_per_million]
+            for m, p in EXAMPLE_PRICES.items()
+        },
+        "price_note": PRICE_NOTE,
+        "quality_target": {
+            "rule": "best single tier's train accuracy",
+            "value": a.fitted.target,
+        },
+        "gate_selection": "lowest train cost at the target; ties -> higher APGR",
+        "chosen_gate": a.fitted.chosen.name,
+        "thresholds": [clean_float(t) for t in a.thresholds],
+        **extra,
+        "cascade_train": result.to_dict(),
+        "cascade_test": a.ev.to_dict(),
+        "cascade_test_wall_s_estimate": a.latency_sum,
+        "cost_saving_vs_top_tier": 1 - a.ev.cost / a.top_cost if a.top_cost else None,
+        "gates": {
+            name: {k: v for k, v in res.to_dict().items() if k != "frontier"}
+            for name, res in a.fitted.results.items()
+        },
+        "unscored_answers": {"train": a.train.unscored, "test": a.test.unscored},
+        "live_check": a.live_cmp,
+    }
+
+
+def single_tiers(a: Analysis) -> dict[str, dict[str, float]]:
+    """Each tier alone, for the JSON summary."""
+    return {
+        m: {
+            "train_accuracy": float(a.train.correct[:, j].mean()),
+            "test_accuracy": float(a.test.correct[:, j].mean()),
+            "test_cost_per_query": float(a.test.costs[:, j].mean()),
+            "test_mean_latency_s": float(a.test.latency[:, j].mean()),
+            "test_wall_s": float(a.test.latency[:, j].sum()),
+        }
+        for j, m in enumerate(a.fitted.models)
+    }
+
+
+def headline_sentence(a: Analysis) -> str:
+    """Thresholds, escalation, cost and accuracy against the final tier alone."""
+    ev = a.ev
+    return (
+        f"Cascade thresholds ({a.fitted.chosen.name}): {threshold_text(a.thresholds)}. "
+        f"Escalation rate (past tier 0): {pct(ev.escalation_rate)}; reached the final "
+        f"tier: {pct(ev.strong_call_rate)}. Cost vs the final tier alone: "
+        f"{100 * (ev.cost / a.top_cost - 1):+.1f}%; accuracy "
+        f"{100 * (ev.quality - a.top_accuracy):+.1f} points. Accuracy of the answers "
+        "accepted at each tier: "
+        + " / ".join(pct(q) for q in ev.tier_quality)
+        + ". Latency per query of the cascade is the replayed sum of the visited "
+        "tiers' measured latencies."
+    )
+
+
+def wall_time_section(a: Analysis, rows: Sequence[Sequence[str]]) -> list[str]:
+    """The full run's wall-time table (empty when re-analysed without one)."""
+    run = a.run
+    if not run:
+        return []
+    return [
+        "## Wall time (full run)",
+        "",
+        markdown_table(
+            ["step", "wall time"],
+            [
+                ["start the servers", fmt_seconds(run["startup_s"])],
+                *rows,
+                [
+                    f"live cascade: {a.live_cmp.get('n', 0)} {a.what}",
+                    fmt_seconds(run["live_s"]),
+                ],
+                ["total", fmt_seconds(run["wall_s"])],
+            ],
+        ),
+        "",
+        "The machine (2 cores) was shared with other jobs during the run.",
+        "",
+    ]
+
+
+def _collect(
+    spec: Spec,
+    chats: Mapping[str, BaseChatModel],
+    plan: Sequence[Sequence[tuple[str, list[Query]]]],
+    cache_path: Path,
+    fp: str,
+) -> dict[str, float]:
+    """Collect each group of the plan in its own thread; seconds per model."""
+    seconds: dict[str, float] = {}
+
+    def work(steps: Sequence[tuple[str, list[Query]]]) -> None:
+        for model, todo in steps:
+            if not todo:
+                continue
+            t0 = time.perf_counter()
+            collect_answers(
+                model,
+                chats[model],
+                todo,
+                cache_path,
+                grade=spec.grade,
+                fingerprint=fp,
+                top_k=spec.top_k,
+            )
+            seconds[model] = time.perf_counter() - t0
+
+    threads = [threading.Thread(target=work, args=(steps,)) for steps in plan]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return seconds
+
+
+def _analyse(
+    spec: Spec,
+    args: argparse.Namespace,
+    records: list[dict[str, Any]],
+    *,
+    live: list[dict[str, Any]],
+    run: dict[str, Any],
+    mode: str,
+    data_dir: Path,
+) -> None:
+    fitted = fit(records, spec.candidates, spec.models)
+    test = matrices(records, "test", spec.models, fitted.chosen.score)
+    ev = test.evaluate(fitted.result.thresholds)
+    live_cmp = compare_live(live, records, test, fitted.result.thresholds, spec.models)
+    a = Analysis(args, records, fitted, test, ev, live_cmp, run, mode, spec.what)
+    out_dir: Path = args.out_dir
+    plot_frontier(
+        fitted.result,
+        out_dir / f"{spec.name}_frontier.png",
+        title=f"{spec.title}: train frontier ({fitted.chosen.name})",
+    )
+    plot_test(
+        out_dir / f"{spec.name}_test.png",
+        fitted.result,
+        test,
+        ev,
+        title=f"{spec.title.split(',')[0]}, local models: test set",
+        models=spec.models,
+    )
+    summary, lines = spec.report(a, data_dir)
+    write_json(out_dir / f"{spec.name}.json", summary)
+    (out_dir / f"{spec.name}.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+def run(spec: Spec, args: argparse.Namespace) -> None:
+    """Collect (or read from the cache), fit, check live and report one benchmark."""
+    data_dir = resolve_data_dir(args.data_dir)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = args.out_dir / f"{spec.name}_answers.jsonl"
+    queries = spec.queries(args, data_dir)
+    test_queries = [q for q in queries if q.split == "test"]
+    fp = spec.fingerprint(args)
+
+    if args.from_cache:
+        records = load_cached(cache_path, queries, spec.models, fp)
+        fitted = fit(records, spec.candidates, spec.models)
+        live = cached_live(
+            cache_path,
+            fingerprint=fp,
+            tag=live_tag(spec.tag_key, fitted.chosen, fitted.result.thresholds),
+            n=args.n_live,
+        )
+        runs = [
+            r
+            for r in read_jsonl(cache_path)
+            if r.get("kind") == "run" and r.get("fingerprint") == fp
+        ]
+        last = runs[-1] if runs else {}
+        _analyse(
+            spec,
+            args,
+            records,
+            live=live,
+            run=last,
+            mode="re-analysed from the cache",
+            data_dir=data_dir,
+        )
+        return
+
+    from langchain_cascade.local_models import LocalModels
+
+    plan = spec.plan(args, queries)
+    names = list(dict.fromkeys(m for group in plan for m, _ in group))
+    kwargs = spec.chat_kwargs(args)
+    started = time.perf_counter()
+    with LocalModels(names, n_threads=1, n_parallel=1) as lm:
+        startup = time.perf_counter() - started
+        print(f"servers up in {startup:.1f} s", flush=True)
+        chats = {m: lm.chat_model(m, **kwargs) for m in names}
+        t0 = time.perf_counter()
+        collect_s = _collect(spec, chats, plan, cache_path, fp)
+        collect_wall = time.perf_counter() - t0
+        records = load_cached(cache_path, queries, spec.models, fp)
+        fitted = fit(records, spec.candidates, spec.models)
+        thresholds = fitted.result.thresholds
+        print(f"fitted {fitted.chosen.name}: {threshold_text(thresholds)}", flush=True)
+        cascade = CascadingChatModel(
+            models=[chats[m] for m in spec.models],
+            gates=[live_gate(t, fitted.chosen.gate) for t in thresholds],
+            prices=EXAMPLE_PRICES,
+        )
+        t0 = time.perf_counter()
+        live = run_live(
+            cascade,
+            test_queries[: args.n_live],
+            grade=spec.grade,
+            cache_path=cache_path,
+            fingerprint=fp,
+            tag=live_tag(spec.tag_key, fitted.chosen, thresholds),
+        )
+        live_s = time.perf_counter() - t0
+    record = {
+        "kind": "run",
+        "fingerprint": fp,
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "startup_s": startup,
+        "collect_s": collect_s,
+        "collect_wall_s": collect_wall,
+        "answered": {m: len(todo) for group in plan for m, todo in group},
+        "live_s": live_s,
+        "wall_s": time.perf_counter() - started,
+        **{
+            key: getattr(args, key)
+            for key in ("n_train", "n_test", "n_live", "max_tokens", "workers")
+            if hasattr(args, key)
+        },
+    }
+    append_jsonl(cache_path, record)
+    _analyse(
+        spec, args, records, live=live, run=record, mode="full run", data_dir=data_dir
+    )
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The options every local benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--from-cache",
+        action="store_true",
+        help="re-analyse the cached answers without starting the models",
+    )
+    return parser

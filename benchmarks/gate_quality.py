@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage, HumanMessage
 
+from benchmarks.common import resolve_data_dir
 from langchain_cascade import GateInput
 from langchain_cascade.gates import (
     ArithmeticGate,
@@ -115,13 +115,6 @@ class Metrics:
             self.cheap_wrong + other.cheap_wrong,
             self.cascade_correct + other.cascade_correct,
         )
-
-
-def default_data_dir() -> Path:
-    configured = os.environ.get("CASCADE_DATA_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def load_rows(data_dir: Path) -> list[Row]:
@@ -461,10 +454,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0] if __doc__ else None
     )
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    rows = load_rows(args.data_dir or default_data_dir())
+    rows = load_rows(resolve_data_dir(args.data_dir))
     results = evaluate(rows)
     text = report(rows, results)
     print(text)

@@ -30,6 +30,7 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
+from benchmarks.common import regenerate_command
 from langchain_cascade.gates import GateInput, JudgeGate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,24 +272,6 @@ def render(
     return "\n".join(lines)
 
 
-def regenerate_command(argv: list[str] | None) -> str:
-    """The command line, without the options that only name this machine's state."""
-    given = list(sys.argv[1:] if argv is None else argv)
-    kept: list[str] = []
-    skip = False
-    for arg in given:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--base-url", "--json"):
-            skip = True
-            continue
-        if arg.startswith(("--base-url=", "--json=")):
-            continue
-        kept.append(arg)
-    return " ".join([".venv/bin/python -m benchmarks.judge_adversarial", *kept])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=str(DEFAULT_CASES))
@@ -332,7 +315,17 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    report = render(cases, results, walls, args, regenerate_command(argv))
+    report = render(
+        cases,
+        results,
+        walls,
+        args,
+        regenerate_command(
+            "benchmarks.judge_adversarial",
+            list(sys.argv[1:] if argv is None else argv),
+            ["--base-url", "--json"],
+        ),
+    )
     if args.out:
         Path(args.out).write_text(report, encoding="utf-8")
     else:

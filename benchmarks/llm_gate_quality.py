@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -41,6 +40,7 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from benchmarks.common import regenerate_command, resolve_data_dir
 from langchain_cascade.gates import (
     ConsistencyGate,
     Gate,
@@ -92,15 +92,6 @@ class Item:
     truncated: bool = False
     correct: bool = False
     gates: dict[str, GateRun] = field(default_factory=dict)
-
-
-def data_dir(given: str | None) -> Path:
-    path = Path(
-        given or os.environ.get("CASCADE_DATA_DIR") or (ROOT.parent / "shared" / "data")
-    )
-    if not (path / "gsm8k" / "test.jsonl").is_file():
-        sys.exit(f"missing {path / 'gsm8k' / 'test.jsonl'}: pass --data-dir")
-    return path
 
 
 def load_items(path: Path, n: int) -> list[Item]:
@@ -230,22 +221,6 @@ def num(value: float | None) -> str:
 
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
-
-
-def regenerate_command(argv: list[str]) -> str:
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--answerer-url", "--judge-url", "--data-dir"):
-            skip = True
-            continue
-        if arg.startswith(("--answerer-url=", "--judge-url=", "--data-dir=")):
-            continue
-        kept.append(arg)
-    return " ".join([".venv/bin/python -m benchmarks.llm_gate_quality", *kept])
 
 
 def render(  # noqa: PLR0917 - one report, one call site
@@ -402,8 +377,7 @@ def save_cache(
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    given = list(sys.argv[1:] if argv is None else argv)
+def parse_args(given: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--n", type=int, default=50)
@@ -424,68 +398,89 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--answerer-url", default=None)
     parser.add_argument("--judge-url", default=None)
-    args = parser.parse_args(given)
+    return parser.parse_args(given)
+
+
+def get_answers(
+    items: list[Item],
+    args: argparse.Namespace,
+    answerer: BaseChatModel,
+    walls: dict[str, float],
+) -> str:
+    """Fill the answers from the cache or the answerer; the report's note on it."""
+    cache = Path(args.cache)
+    cached_wall = load_cache(cache, args, items)
+    if cached_wall is not None:
+        walls["answers (cached; when generated)"] = cached_wall
+        return (
+            f"**The answers were read from the cache `{cache.name}`, not "
+            "regenerated** (pass `--fresh` to regenerate them); the gates ran live."
+        )
+    started = time.perf_counter()
+    answer_all(items, answerer, args.concurrency, args.max_tokens)
+    walls["answers"] = time.perf_counter() - started
+    save_cache(cache, args, items, walls["answers"])
+    return f"The answers were generated in this run (cached to `{cache.name}`)."
+
+
+def run_gates(
+    items: list[Item],
+    gates: dict[str, Gate],
+    answerer: BaseChatModel,
+    concurrency: int,
+    walls: dict[str, float],
+) -> None:
+    """Every gate on every answer; the judge's server works beside the 0.5B's."""
+    small_gates = ["self-check", "consistency"]
+
+    def small_work(item: Item) -> None:
+        for name in small_gates:
+            run_gate(name, gates[name], item, answerer)
+
+    def judge_work(item: Item) -> None:
+        run_gate("judge", gates["judge"], item, answerer)
+
+    def timed(work: Callable[[Item], None], key: str) -> None:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(work, items))
+        walls[key] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as both:
+        jobs = [
+            both.submit(timed, small_work, "self-check + consistency"),
+            both.submit(timed, judge_work, "judge"),
+        ]
+        for job in jobs:
+            job.result()
+    walls["gates"] = time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(given)
     global ONE_SHOT  # noqa: PLW0603 - one setting for the whole run
     ONE_SHOT = not args.zero_shot
 
-    items = load_items(data_dir(args.data_dir), args.n)
-    cache = Path(args.cache)
+    items = load_items(resolve_data_dir(args.data_dir), args.n)
     walls: dict[str, float] = {}
     started_all = time.perf_counter()
     with served(args) as factory:
         make = factory["chat_model"]
         answerer = make(ANSWERER, temperature=0, max_tokens=args.max_tokens)
         judge = make(JUDGE, temperature=0, max_tokens=args.judge_max_tokens)
-        cached_wall = load_cache(cache, args, items)
-        if cached_wall is not None:
-            cache_note = (
-                f"**The answers were read from the cache `{cache.name}`, not "
-                "regenerated** (pass `--fresh` to regenerate them); the gates ran live."
-            )
-            walls["answers (cached; when generated)"] = cached_wall
-        else:
-            started = time.perf_counter()
-            answer_all(items, answerer, args.concurrency, args.max_tokens)
-            walls["answers"] = time.perf_counter() - started
-            save_cache(cache, args, items, walls["answers"])
-            cache_note = (
-                f"The answers were generated in this run (cached to `{cache.name}`)."
-            )
+        cache_note = get_answers(items, args, answerer, walls)
         label(items)
         print(
             f"answers: {sum(i.correct for i in items)}/{len(items)} right", flush=True
         )
-
         gates: dict[str, Gate] = {
             "self-check": SelfCheckGate(),
             "judge": JudgeGate(judge=judge),
             "consistency": ConsistencyGate(samples=3, extract=extract_number),
         }
-        # The judge's server and the 0.5B's server work at the same time.
-        small_gates = ["self-check", "consistency"]
-
-        def small_work(item: Item) -> None:
-            for name in small_gates:
-                run_gate(name, gates[name], item, answerer)
-
-        def judge_work(item: Item) -> None:
-            run_gate("judge", gates["judge"], item, answerer)
-
-        def timed(work: Callable[[Item], None], key: str) -> None:
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-                list(pool.map(work, items))
-            walls[key] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=2) as both:
-            jobs = [
-                both.submit(timed, small_work, "self-check + consistency"),
-                both.submit(timed, judge_work, "judge"),
-            ]
-            for job in jobs:
-                job.result()
-        walls["gates"] = time.perf_counter() - started
+        run_gates(items, gates, answerer, args.concurrency, walls)
     walls["total"] = time.perf_counter() - started_all
 
     names = list(gates)
@@ -497,7 +492,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['seconds']:.0f} s",
             flush=True,
         )
-    report = render(items, names, args, regenerate_command(given), cache_note, walls)
+    report = render(
+        items,
+        names,
+        args,
+        regenerate_command(
+            "benchmarks.llm_gate_quality",
+            given,
+            ["--answerer-url", "--judge-url", "--data-dir"],
+        ),
+        cache_note,
+        walls,
+    )
     if args.out:
         Path(args.out).write_text(report, encoding="utf-8")
     else:

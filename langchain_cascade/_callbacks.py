@@ -4,10 +4,18 @@ All the LangChain plumbing of nesting sits here: building a child callback manag
 from the cascade's run (``CallbackManagerForLLMRun`` has no ``get_child``), and
 calling the child inside ``set_config_context`` so that a child reached through a
 ``RunnableBinding`` (``bind_tools``) is not re-parented to the ambient run.
+
+Tokens: every child run of the cascade (tiers, gates, formatter) reaches the
+caller's handlers with its token events withheld (:func:`withhold_tokens`), so a
+handler printing ``on_llm_new_token`` or an ``astream_events`` consumer reading
+``on_chat_model_stream`` never sees a draft a gate may reject, nor the final
+tier's tokens twice: the answer is streamed once, by the cascade's own run.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -15,7 +23,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
@@ -41,12 +49,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ParentRun:
-    """What children of the cascade's run inherit: its id, handlers, tags, metadata."""
+    """What children of the cascade's run inherit: its id, handlers, tags, metadata.
+
+    ``configurable`` is the call's ``config["configurable"]``, passed on to the
+    tiers (a ``configurable_fields`` tier reads it).
+    """
 
     run_id: UUID
     handlers: Sequence[BaseCallbackHandler]
     tags: Sequence[str]
     metadata: dict[str, Any]
+    configurable: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_run_manager(
@@ -84,6 +97,7 @@ class ParentRun:
             handlers=list(manager.inheritable_handlers),
             tags=list(manager.inheritable_tags),
             metadata=dict(manager.inheritable_metadata),
+            configurable=dict(config.get("configurable") or {}),
         )
 
     def child_config(
@@ -106,7 +120,7 @@ class ParentRun:
             The config to invoke the child with.
         """
         manager = CallbackManager(handlers=[], parent_run_id=self.run_id)
-        manager.set_handlers(list(self.handlers))
+        manager.set_handlers([withhold_tokens(h) for h in self.handlers])
         manager.add_tags(list(self.tags))
         manager.add_metadata(self.metadata)
         for handler in handlers:
@@ -116,7 +130,78 @@ class ParentRun:
             config["run_name"] = run_name
         if metadata:
             config["metadata"] = metadata
+        if self.configurable:
+            config["configurable"] = dict(self.configurable)
         return config
+
+
+def withhold_tokens(handler: BaseCallbackHandler) -> BaseCallbackHandler:
+    """``handler`` as seen by the cascade's child runs: the same, minus tokens.
+
+    A view of the same object (it shares the handler's attributes and state, is an
+    instance of its class, and compares equal to it) whose ``on_llm_new_token``
+    does nothing. A handler whose state cannot be shared (``__slots__``) is
+    returned as it is.
+
+    Args:
+        handler: One of the caller's handlers.
+
+    Returns:
+        The view.
+    """
+    if isinstance(handler, _Withheld) or not hasattr(handler, "__dict__"):
+        return handler
+    view_class = _withheld_class(cast("type", type(handler)))
+    if view_class is None:
+        return handler
+    view: object = object.__new__(view_class)
+    try:
+        object.__setattr__(view, "__dict__", handler.__dict__)
+    except (AttributeError, TypeError):
+        return handler
+    return cast("BaseCallbackHandler", view)
+
+
+class _Withheld:
+    """Marker base of the token-withholding views."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or getattr(other, "__dict__", None) is self.__dict__
+
+    def __hash__(self) -> int:
+        return id(self.__dict__)
+
+
+def _drop_token(*args: Any, **kwargs: Any) -> None:
+    """A token event, withheld."""
+
+
+async def _adrop_token(*args: Any, **kwargs: Any) -> None:
+    """A token event, withheld."""
+
+
+@functools.cache
+def _withheld_class(cls: type) -> type | None:
+    slots = {
+        name
+        for klass in cls.__mro__
+        for name in getattr(klass, "__slots__", ())
+        if name not in ("__dict__", "__weakref__")
+    }
+    if slots:  # state outside ``__dict__`` (e.g. a pydantic handler): not shareable
+        return None
+    try:
+        original = getattr(cls, "on_llm_new_token", None)
+        drop = _adrop_token if inspect.iscoroutinefunction(original) else _drop_token
+        return type(
+            f"TokensWithheld{cls.__name__}",
+            (_Withheld, cls),
+            {"on_llm_new_token": drop, "__module__": cls.__module__},
+        )
+    except Exception:  # noqa: BLE001 - an unsubclassable class: leave it as it is
+        return None
 
 
 def invoke_nested(

@@ -25,6 +25,7 @@ to ``rearm_below`` (hysteresis: a rate hovering at the threshold warns once).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -63,6 +64,9 @@ __all__ = [
 
 logger = logging.getLogger("langchain_cascade")
 
+
+_CANCELLED = (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)
+"""What a call ends with when its caller stopped it: not a failure."""
 
 _EPS = 1e-9  # rates are ratios of counts: compare them with a hair of tolerance
 
@@ -119,6 +123,12 @@ class TierSummary:
             attempt's cost is known.
         cost_unknown_attempts: Attempts whose cost is unknown, left out of ``cost``.
         latency: Time per attempt (the model call plus its gate).
+        skipped: Calls that did not try this tier (a router, ``first_tier`` or
+            ``max_latency`` sent them past it).
+        cancelled: Speculative runs of this tier cancelled because an earlier
+            tier's answer passed (not counted in ``attempts``).
+        cancelled_tokens: The tokens those runs spent (prompt and answer).
+        cancelled_cost: Their known cost, also counted in the calls' cost.
     """
 
     tier: int
@@ -132,6 +142,10 @@ class TierSummary:
     cost: float | None
     cost_unknown_attempts: int
     latency: Percentiles
+    skipped: int = 0
+    cancelled: int = 0
+    cancelled_tokens: int = 0
+    cancelled_cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +206,9 @@ class MonitorSummary:
     Attributes:
         calls: Calls the cascade answered.
         failed_calls: Calls that raised (the final tier failed).
+        cancelled_calls: Calls cancelled by their caller (``asyncio`` cancellation,
+            a client timeout) or streams the consumer closed before the end;
+            neither answered nor failed.
         escalated_calls: Answered calls answered past tier 0.
         escalation_rate: ``escalated_calls / calls``.
         needs_review: Answered calls flagged for human review.
@@ -210,6 +227,7 @@ class MonitorSummary:
 
     calls: int
     failed_calls: int
+    cancelled_calls: int
     escalated_calls: int
     escalation_rate: float | None
     needs_review: int
@@ -230,7 +248,8 @@ class MonitorSummary:
     def __str__(self) -> str:
         cost = self.cost
         lines = [
-            f"cascade monitor: {self.calls} calls, {self.failed_calls} failed",
+            f"cascade monitor: {self.calls} calls, {self.failed_calls} failed,"
+            f" {self.cancelled_calls} cancelled",
             f"  escalated   {self.escalated_calls} ({_pct(self.escalation_rate)})"
             f"   window {self.window.escalated}/{self.window.calls}"
             f" ({_pct(self.window.escalation_rate)},"
@@ -260,6 +279,8 @@ class MonitorSummary:
             "p90",
             "p99",
             "cost",
+            "skipped",
+            "cancelled",
         )
         rows = [header]
         rows.extend(
@@ -279,6 +300,8 @@ class MonitorSummary:
                 + (
                     f" (+{t.cost_unknown_attempts}?)" if t.cost_unknown_attempts else ""
                 ),
+                str(t.skipped),
+                f"{t.cancelled} ({t.cancelled_tokens} tok)" if t.cancelled else "0",
             )
             for t in self.tiers
         )
@@ -355,6 +378,10 @@ class _TierStats:
     cost: float = 0.0
     cost_known: int = 0
     cost_unknown: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    cancelled_tokens: int = 0
+    cancelled_cost: float = 0.0
 
     def summary(self, tier: int) -> TierSummary:
         return TierSummary(
@@ -369,6 +396,10 @@ class _TierStats:
             cost=self.cost if self.cost_known else None,
             cost_unknown_attempts=self.cost_unknown,
             latency=Percentiles.of(list(self.latencies)),
+            skipped=self.skipped,
+            cancelled=self.cancelled,
+            cancelled_tokens=self.cancelled_tokens,
+            cancelled_cost=self.cancelled_cost,
         )
 
 
@@ -433,7 +464,8 @@ class CascadeMonitor(BaseCallbackHandler):
 
     It reads each call from the cascade's own run (``on_llm_end`` of the run whose
     answer carries ``response_metadata["cascade"]``) and ignores the tiers' and
-    gates' child runs. Calls that raise are counted as ``failed_calls``, and the
+    gates' child runs. Calls that raise are counted as ``failed_calls`` (calls
+    cancelled by their caller and streams closed early as ``cancelled_calls``), and the
     attempts a :class:`~langchain_cascade.CascadeError` carries are added to the
     tiers. A cascade used as a tier of another cascade is not counted itself: its
     caller is. One monitor per cascade: the tiers of different cascades would be
@@ -526,6 +558,7 @@ class CascadeMonitor(BaseCallbackHandler):
         """Forget every aggregate (the lock is held or not yet shared)."""
         self._calls = 0
         self._failed_calls = 0
+        self._cancelled_calls = 0
         self._escalated = 0
         self._needs_review = 0
         self._attempt_errors = 0
@@ -581,6 +614,7 @@ class CascadeMonitor(BaseCallbackHandler):
             return MonitorSummary(
                 calls=self._calls,
                 failed_calls=self._failed_calls,
+                cancelled_calls=self._cancelled_calls,
                 escalated_calls=self._escalated,
                 escalation_rate=_ratio(self._escalated, self._calls),
                 needs_review=self._needs_review,
@@ -673,10 +707,18 @@ class CascadeMonitor(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Count a cascade call that raised, and the attempts its error carries."""
+        """Count a cascade call that raised, and the attempts its error carries.
+
+        A cancelled call (``CancelledError``, ``KeyboardInterrupt``) or a stream the
+        consumer closed early (``GeneratorExit``) is forgotten and counted as
+        cancelled, not failed.
+        """
         with self._lock:
             run = self._runs.pop(run_id, None)
             if run is None or run.nested:
+                return
+            if isinstance(error, _CANCELLED):
+                self._cancelled_calls += 1
                 return
             self._failed_calls += 1
             if isinstance(error, CascadeError):
@@ -726,6 +768,7 @@ class CascadeMonitor(BaseCallbackHandler):
         tier = _index(meta.get("tier"))
         escalated = bool(meta.get("escalated", tier is not None and tier > 0))
         self._record_attempts(meta.get("attempts"))
+        self._record_latency_modes(meta)
         if tier is not None:
             stats = self._tier(tier)
             stats.answered += 1
@@ -738,6 +781,21 @@ class CascadeMonitor(BaseCallbackHandler):
         self._latencies.append(wall_s)
         self._cost.add(meta.get("cost"))
         return self._slide(escalated=escalated, cascade=cascade, run_id=run_id)
+
+    def _record_latency_modes(self, meta: Mapping[str, Any]) -> None:
+        """Count skipped tiers and cancelled speculative runs."""
+        for skip in _mappings(meta.get("skipped_tiers")):
+            if (tier := _index(skip.get("tier"))) is not None:
+                self._tier(tier).skipped += 1
+        for run in _mappings(meta.get("cancelled_attempts")):
+            if (tier := _index(run.get("tier"))) is None:
+                continue
+            stats = self._tier(tier)
+            stats.cancelled += 1
+            usage = run.get("usage")
+            if isinstance(usage, Mapping):
+                stats.cancelled_tokens += _index(usage.get("total_tokens")) or 0
+            stats.cancelled_cost += _amount(run.get("cost")) or 0.0
 
     def _record_attempts(self, attempts: Sequence[AttemptInfo] | None) -> None:
         # Hand-built or older metadata may lack fields: read what is there.
@@ -858,6 +916,12 @@ def _attempts_time(meta: CascadeMetadata) -> float:
         for a in attempts
         if isinstance(a, Mapping)
     )
+
+
+def _mappings(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, Sequence):
+        return []
+    return [v for v in value if isinstance(v, Mapping)]
 
 
 def _index(value: object) -> int | None:

@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, cast
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
@@ -594,3 +594,61 @@ def test_child_runs_and_other_models_are_ignored() -> None:
 def test_rejects_bad_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must be"):
         CascadeMonitor(**kwargs)
+
+
+# --- #8 item 7: cancelled calls and streams closed early --------------------------------
+
+
+def _cancel_cascade(delay_s: float = 0.0) -> CascadingChatModel:
+    return CascadingChatModel(
+        models=[
+            ScriptedChatModel(model="m0", reply="I'm not sure", delay_s=delay_s),
+            ScriptedChatModel(model="m1", reply="Paris is nice"),
+        ],
+        gates=[HedgingGate()],
+    )
+
+
+def test_a_cancelled_ainvoke_is_forgotten_not_failed() -> None:
+    monitor = CascadeMonitor()
+    cascade = _cancel_cascade(delay_s=5)
+
+    async def main() -> None:
+        for _ in range(3):
+            task = asyncio.create_task(
+                cascade.ainvoke("q", config={"callbacks": [monitor]})
+            )
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    summary = monitor.summary()
+    assert monitor.in_flight == 0
+    assert (summary.calls, summary.failed_calls, summary.cancelled_calls) == (0, 0, 3)
+
+
+def test_a_stream_closed_early_is_cancelled_not_failed() -> None:
+    monitor = CascadeMonitor()
+    cascade = _cancel_cascade()
+    stream = cast(
+        "Generator[Any, None, None]",
+        cascade.stream("q", config={"callbacks": [monitor]}),
+    )
+    next(stream)
+    stream.close()
+
+    async def main() -> None:
+        astream = cast(
+            "AsyncGenerator[Any, None]",
+            cascade.astream("q", config={"callbacks": [monitor]}),
+        )
+        await anext(astream)
+        await astream.aclose()
+
+    asyncio.run(main())
+    summary = monitor.summary()
+    assert monitor.in_flight == 0
+    assert (summary.calls, summary.failed_calls, summary.cancelled_calls) == (0, 0, 2)
+    assert "2 cancelled" in str(summary)

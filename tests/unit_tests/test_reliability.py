@@ -6,6 +6,7 @@ Each test names the defect it guards against; each failed on the code before its
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -21,7 +22,13 @@ from pydantic import BaseModel
 
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import Gate, HedgingGate, all_of
-from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
+from tests.unit_tests.fake_models import (
+    MODES,
+    ScriptedChatModel,
+    call,
+    cascade_meta,
+    tiers,
+)
 
 
 class NoStreamModel(BaseChatModel):
@@ -208,7 +215,6 @@ def test_numpy_bool_verdict_is_a_bool() -> None:
 # --- first_tier ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_first_tier_starts_there_and_records_skipped_tiers(mode: str) -> None:
     models = tiers("I'm not sure", "Lyon", "Paris")
     cascade = CascadingChatModel(models=models, gates=[HedgingGate()])
@@ -245,7 +251,6 @@ def test_first_tier_is_validated(
 # --- 4. usage unknown ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_usage_total_is_unknown_when_one_attempt_reports_none(mode: str) -> None:
     no_usage = ScriptedChatModel(
         model="m1", responder=lambda _: AIMessage("Paris", usage_metadata=None)
@@ -261,7 +266,6 @@ def test_usage_total_is_unknown_when_one_attempt_reports_none(mode: str) -> None
     assert meta["attempts"][0]["usage"]["total_tokens"] == 5
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_usage_total_is_known_when_every_attempt_reports(mode: str) -> None:
     cascade = CascadingChatModel(
         models=tiers("I'm not sure", "Paris"), gates=[HedgingGate()]
@@ -300,7 +304,6 @@ def _prices() -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_known_next_tier_estimate_alone_over_budget_stops(mode: str) -> None:
     # Tier 0's cost is unknown (no usage), tier 1 costs $1 a call: over $0.01.
     cascade = CascadingChatModel(
@@ -322,7 +325,6 @@ def test_known_next_tier_estimate_alone_over_budget_stops(mode: str) -> None:
     assert len(meta["attempts"]) == 1
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_first_tier_own_estimate_over_budget_stops_before_calling_it(
     mode: str,
 ) -> None:
@@ -394,7 +396,6 @@ def test_misspelt_call_argument_is_refused_others_reach_the_tiers() -> None:
 # --- 9. Runnable wrappers as tiers ------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "wrap", ["with_retry", "bind", "with_config", "configurable_fields", "retry+bind"]
 )
@@ -498,7 +499,6 @@ class BadStrError(Exception):
         raise RuntimeError
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_an_exception_whose_str_raises_is_recorded(mode: str) -> None:
     cascade = CascadingChatModel(
         models=[ScriptedChatModel(model="m0", script=[BadStrError()]), *tiers("b")],
@@ -542,3 +542,215 @@ def test_async_gate_from_sync_invoke_inside_a_running_loop() -> None:
         return cascade.invoke("q")  # sync call from a coroutine, as in Jupyter
 
     assert cascade_meta(asyncio.run(main()))["tier"] == 0
+
+
+# --- 8. timeouts -------------------------------------------------------------------------
+
+
+def _hung(model: str = "m0", delay_s: float = 30.0) -> ScriptedChatModel:
+    return ScriptedChatModel(model=model, reply="never", delay_s=delay_s)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how", ["field", "per-tier", "per-call"])
+def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
+    mode: str, how: str
+) -> None:
+    import time
+
+    from langchain_cascade._sync import pending_tasks
+
+    models = [_hung(), ScriptedChatModel(model="m1", reply="Paris")]
+    timeout: Any = {"field": 0.2, "per-tier": [0.2, None], "per-call": None}[how]
+    cascade = CascadingChatModel(models=models, gates=[HedgingGate()], timeout=timeout)
+    model: Any = cascade.bind(timeout=0.2) if how == "per-call" else cascade
+    threads = _threads()
+    started = time.perf_counter()
+    answer = call(model, mode, "q")
+    elapsed = time.perf_counter() - started
+    meta = cascade_meta(answer)
+    assert answer.text == "Paris"
+    assert meta["tier"] == 1
+    assert meta["attempts"][0]["reason"] == "timeout after 0.2s"
+    assert meta["attempts"][0]["error"] == "TierTimeoutError: timeout after 0.2s"
+    assert elapsed < 5
+    assert _threads() == threads  # no thread left but the package's one loop
+    assert pending_tasks() == 0  # the hung tier was cancelled on that loop
+
+
+def _threads() -> int:
+    import threading
+
+    return sum(
+        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
+        for t in threading.enumerate()
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_final_tier_past_its_timeout_raises_cascade_error(mode: str) -> None:
+    from langchain_cascade import CascadeError
+
+    cascade = CascadingChatModel(
+        models=[ScriptedChatModel(model="m0", reply="I'm not sure"), _hung("m1")],
+        gates=[HedgingGate()],
+        timeout=0.2,
+    )
+    with pytest.raises(
+        CascadeError, match=r"tier 1 \(m1\): TierTimeoutError: timeout after 0.2s"
+    ) as info:
+        call(cascade, mode, "q")
+    assert info.value.attempts[1]["reason"] == "timeout after 0.2s"
+
+
+def test_async_timeout_leaves_no_task_running() -> None:
+    cascade = CascadingChatModel(
+        models=[_hung(), ScriptedChatModel(model="m1", reply="Paris")],
+        gates=[HedgingGate()],
+        timeout=0.1,
+    )
+
+    async def main() -> set[Any]:
+        before = asyncio.all_tasks()
+        await cascade.ainvoke("q")
+        chunks = [c async for c in cascade.astream("q")]
+        assert chunks
+        await asyncio.sleep(0)
+        return asyncio.all_tasks() - before
+
+    assert asyncio.run(main()) == set()
+
+
+def test_a_childs_own_timeout_error_is_not_the_cascade_timeout() -> None:
+    cascade = CascadingChatModel(
+        models=[
+            ScriptedChatModel(model="m0", script=[TimeoutError("upstream")]),
+            *tiers("b"),
+        ],
+        gates=[HedgingGate()],
+        timeout=10,
+    )
+    meta = cascade_meta(asyncio.run(cascade.ainvoke("q")))
+    assert meta["attempts"][0]["reason"] == "tier raised TimeoutError: upstream"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": -1}, "timeout must be a finite number of seconds greater than 0"),
+        ({"timeout": "5"}, "timeout must be a number of seconds or None, got str"),
+        ({"timeout": [1.0]}, "timeout has 1 values for 2 models"),
+        ({"timeout": [1.0, float("inf")]}, r"timeout\[1\] must be a finite number"),
+    ],
+)
+def test_timeout_is_validated(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        CascadingChatModel(models=tiers("a", "b"), gates=[HedgingGate()], **kwargs)
+    cascade = CascadingChatModel(models=tiers("a", "b"), gates=[HedgingGate()])
+    with pytest.raises((ValueError, TypeError), match=message):
+        cascade.invoke("q", **kwargs)
+
+
+# --- 3. drafts never reach token handlers or astream_events --------------------------
+
+
+class StreamingScripted(ScriptedChatModel):
+    """A tier with ``streaming=True``: its ``invoke`` streams tokens to handlers."""
+
+    streaming: bool = False
+
+
+def _streaming_tiers() -> list[ScriptedChatModel]:
+    return [
+        StreamingScripted(model="m0", reply="I'm not sure", streaming=True),
+        StreamingScripted(model="m1", reply="Paris", streaming=True),
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rejected_drafts_never_reach_token_handlers(mode: str) -> None:
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    recorder = RunRecorder()
+    cascade = CascadingChatModel(models=_streaming_tiers(), gates=[HedgingGate()])
+    answer = call(cascade, mode, "q", {"callbacks": [recorder]})
+    assert answer.text == "Paris"
+    text = "".join(token for _, token in recorder.tokens)
+    assert "not sure" not in text
+    cascade_runs = {
+        r.run_id for r in recorder.runs.values() if r.name == "CascadingChatModel"
+    }
+    assert {run for run, _ in recorder.tokens} <= cascade_runs
+    assert text == ("Paris" if mode in ("stream", "astream") else "")
+
+
+@pytest.mark.parametrize("final_accepted", [False, True])
+def test_astream_events_streams_the_answer_once_and_no_draft(
+    final_accepted: bool,
+) -> None:
+    models = _streaming_tiers()
+    if final_accepted:
+        models[0] = StreamingScripted(model="m0", reply="Lyon", streaming=True)
+    cascade = CascadingChatModel(models=models, gates=[HedgingGate()])
+
+    async def main() -> list[Any]:
+        return [
+            e
+            async for e in cascade.astream_events("q", version="v2")
+            if e["event"] == "on_chat_model_stream"
+        ]
+
+    streamed = asyncio.run(main())
+    text = "".join(e["data"]["chunk"].text for e in streamed)
+    assert text == ("Lyon" if final_accepted else "Paris")
+    assert {e["name"] for e in streamed} == {"CascadingChatModel"}
+
+
+def test_withheld_view_is_the_same_handler() -> None:
+    from langchain_cascade._callbacks import withhold_tokens
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    recorder = RunRecorder()
+    view = withhold_tokens(recorder)
+    assert isinstance(view, RunRecorder)
+    assert view == recorder
+    run_id = uuid.uuid4()
+    view.on_llm_new_token("x", run_id=run_id)
+    assert recorder.tokens == []
+    view.on_custom_event("e", None, run_id=run_id)
+    assert recorder.events == [("e", None, run_id)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("listening", [False, True])
+def test_configurable_fields_tier_is_configured_by_the_call(
+    mode: str, listening: bool
+) -> None:
+    from langchain_core.runnables import ConfigurableField
+
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    strong = ScriptedChatModel(model="m1", reply="default").configurable_fields(
+        reply=ConfigurableField(id="strong_reply")
+    )
+    cascade = CascadingChatModel(
+        models=[ScriptedChatModel(model="m0", reply="I'm not sure"), strong],
+        gates=[HedgingGate()],
+    )
+    config: dict[str, Any] = {"configurable": {"strong_reply": "configured"}}
+    if listening:
+        config["callbacks"] = [RunRecorder()]
+    assert call(cascade, mode, "q", config).text == "configured"  # type: ignore[arg-type]
+    assert call(cascade, mode, "q").text == "default"
+
+
+def test_a_handler_whose_state_is_not_in_its_dict_is_left_as_it_is() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    from langchain_cascade._callbacks import withhold_tokens
+
+    class Slotted(BaseCallbackHandler):
+        __slots__ = ("seen",)
+
+    handler = Slotted()
+    assert withhold_tokens(handler) is handler

@@ -10,16 +10,14 @@ import pytest
 
 from langchain_cascade import CascadeError, CascadingChatModel, events, types
 from langchain_cascade.gates import HedgingGate
-from tests.unit_tests.fake_models import ScriptedChatModel
+from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
 from tests.unit_tests.run_recorder import RunRecorder
-from tests.unit_tests.test_chat_models import MODES, call, cascade_meta, tiers
 
 
 def _keys(typed: Any) -> set[str]:
     return set(get_type_hints(typed))
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_metadata_attempts_and_events_have_exactly_the_typed_keys(mode: str) -> None:
     recorder = RunRecorder()
     cascade = CascadingChatModel(
