@@ -153,17 +153,12 @@ TOOL_MODEL_NAMES: tuple[str, ...] = tuple(
 
 EXAMPLE_PRICES_PER_MILLION: Mapping[str, tuple[float, float]] = types.MappingProxyType(
     {
-<<<<<<< HEAD
-        "smollm2-135m": (0.02, 0.02),
-        "qwen2.5-coder-0.5b": (0.05, 0.05),
-        "qwen2.5-coder-1.5b": (0.15, 0.15),
-        "qwen2.5-coder-0.5b-tools": (0.05, 0.05),
-        "qwen2.5-coder-1.5b-tools": (0.15, 0.15),
-=======
         "smollm2-135m": (6.03, 11.0),
         "qwen2.5-coder-0.5b": (15.2, 40.6),
         "qwen2.5-coder-1.5b": (30.2, 71.2),
->>>>>>> demo
+        # the tool-calling variants run the same model files
+        "qwen2.5-coder-0.5b-tools": (15.2, 40.6),
+        "qwen2.5-coder-1.5b-tools": (30.2, 71.2),
     }
 )
 """An EXAMPLE price table for the local models: dollars per million (input, output)
