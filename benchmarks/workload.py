@@ -60,7 +60,6 @@ from langchain_cascade import CascadingChatModel, CollectedScores, collect
 from langchain_cascade.calibration import CalibrationResult, calibrate, plot_frontier
 from langchain_cascade.gates import LogprobGate, RegexGate, all_of, weighted
 from langchain_cascade.gates.base import Gate
-from langchain_cascade.gates.numbers import last_number, parse_number
 from langchain_cascade.local_models import (
     DEFAULT_MODEL_NAMES,
     EXAMPLE_PRICES_PER_MILLION,
@@ -177,12 +176,15 @@ def load_sample(data_dir: Path, name: str) -> list[Item]:
     return items
 
 
+_HEADLINES = headlines.Headlines()
+_WORD_PROBLEMS = gsm8k_local.Gsm8kLocal()
+
+
 def is_correct(answer: str, item: Item) -> bool:
     """The label (headlines) or the last number (word problems) matches."""
     if item.kind == HEADLINE:
-        return headlines.normalise_label(answer) == item.gold
-    value = last_number(answer)
-    return value is not None and value == parse_number(item.gold)
+        return _HEADLINES.grade(answer, item.gold)
+    return _WORD_PROBLEMS.grade(answer, item.gold)
 
 
 def evaluate(answer: AIMessage, item: Item) -> float:

@@ -329,7 +329,10 @@ class CascadingChatModel(BaseChatModel):
         }
         unknown = [k for k in data if k not in known]
         if unknown:
-            raise ValueError(_unknown_message(unknown, known, "CascadingChatModel"))
+            own = known - set(BaseChatModel.model_fields)
+            raise ValueError(
+                _unknown_message(unknown, known, "CascadingChatModel", own=own)
+            )
         return data
 
     @field_validator("max_cost", mode="before")
@@ -1009,8 +1012,14 @@ def _tier_runnable(  # noqa: PLR0917 - one call site, named by position
     return tier
 
 
-def _unknown_message(unknown: Sequence[str], known: Iterable[str], where: str) -> str:
-    """``unknown argument 'max_cots' ... (did you mean 'max_cost'?)``."""
+def _unknown_message(
+    unknown: Sequence[str], known: Iterable[str], where: str, *, own: Iterable[str]
+) -> str:
+    """``unknown argument 'max_cots' ... (did you mean 'max_cost'?)``.
+
+    The hint looks among every argument; the list names the cascade's own ones
+    (the chat-model plumbing every LangChain model takes is left out).
+    """
     choices = sorted(known)
     parts = []
     for name in unknown:
@@ -1019,7 +1028,8 @@ def _unknown_message(unknown: Sequence[str], known: Iterable[str], where: str) -
         parts.append(f"{name!r}{hint}")
     return (
         f"{where} got unknown argument{'s' if len(parts) > 1 else ''} "
-        f"{', '.join(parts)}; it takes: {', '.join(choices)}"
+        f"{', '.join(parts)}; its own arguments are: {', '.join(sorted(own))} "
+        "(plus those of every LangChain chat model: callbacks, tags, cache...)"
     )
 
 
@@ -1587,14 +1597,10 @@ class _Call:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
     async def _atier(self, effect: CallTier) -> Any:
-        if self.quiet:
-            return await self.runnables[effect.tier].ainvoke(
-                self.plan.messages, self._quiet_config(), **self._tier_kwargs()
-            )
         return await ainvoke_nested(
             self.runnables[effect.tier],
             self.plan.messages,
-            self.tier_config(effect.tier),
+            self._tier_call_config(effect.tier),
             **self._tier_kwargs(),
         )
 
@@ -1608,9 +1614,20 @@ class _Call:
         """
         return not self.parent.handlers
 
-    def _quiet_config(self) -> RunnableConfig | None:
-        configurable = self.parent.configurable
-        return RunnableConfig(configurable=configurable) if configurable else None
+    def _tier_call_config(self, tier: int) -> RunnableConfig:
+        """The tier's nested run, or, when nobody listens, a config with no run.
+
+        Even then the call runs inside this config (``invoke_nested``), never the
+        ambient one: inside a graph node the ambient config carries the node's
+        handlers (LangGraph's message stream among them), which would see the
+        tier's tokens as if they were the agent's.
+        """
+        if not self.quiet:
+            return self.tier_config(tier)
+        config = RunnableConfig(callbacks=[])
+        if self.parent.configurable:
+            config["configurable"] = dict(self.parent.configurable)
+        return config
 
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
@@ -1621,15 +1638,11 @@ class _Call:
             running = self.threads.pop(effect.tier, None)
             return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            if effect.timeout is None and self.quiet:
-                value = self.runnables[effect.tier].invoke(
-                    self.plan.messages, self._quiet_config(), **self._tier_kwargs()
-                )
-            elif effect.timeout is None:
+            if effect.timeout is None:
                 value = invoke_nested(
                     self.runnables[effect.tier],
                     self.plan.messages,
-                    self.tier_config(effect.tier),
+                    self._tier_call_config(effect.tier),
                     **self._tier_kwargs(),
                 )
             else:  # cancellable: the tier's async path on a worker thread

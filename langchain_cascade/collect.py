@@ -933,7 +933,8 @@ class _Runner:
         )
         call = prepare_call(self.cascade, messages, parent, dict(self.call_kwargs))
         gates, review = self._recorders()
-        # Every tier answers: no budget, no skipped first tiers, no formatter.
+        # Every tier answers, one after the other: no budget (cost or latency),
+        # no router or skipped first tiers, no speculation, no formatter.
         call.plan = dataclasses.replace(
             call.plan,
             gates=gates,
@@ -942,6 +943,11 @@ class _Runner:
             formats=False,
             first_tier=0,
             skip_reason="",
+            route=None,
+            speculative=0,
+            early_abort=False,
+            max_latency=None,
+            latency=None,
         )
         steps = _Stepper(decide(call.plan))
         try:

@@ -156,7 +156,7 @@ EXAMPLE_PRICES_PER_MILLION: Mapping[str, tuple[float, float]] = types.MappingPro
         "smollm2-135m": (6.03, 11.0),
         "qwen2.5-coder-0.5b": (15.2, 40.6),
         "qwen2.5-coder-1.5b": (30.2, 71.2),
-        # the tool-calling variants run the same model files
+        # The tool-calling variants are the same model files: the same compute.
         "qwen2.5-coder-0.5b-tools": (15.2, 40.6),
         "qwen2.5-coder-1.5b-tools": (30.2, 71.2),
     }
