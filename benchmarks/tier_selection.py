@@ -43,6 +43,7 @@ import numpy as np
 from benchmarks.common import RESULTS_DIR, resolve_data_dir
 from benchmarks.workload import (
     ALL_TIERS,
+    CALCULATION,
     HEADLINE,
     THREADS,
     WORD_PROBLEM,
@@ -236,6 +237,7 @@ def report(
     load: str,
 ) -> str:
     h, g = fit_data.kind_mask(HEADLINE), fit_data.kind_mask(WORD_PROBLEM)
+    c = fit_data.kind_mask(CALCULATION)
     lines = [
         "# Tier selection by measurement",
         "",
@@ -243,12 +245,12 @@ def report(
         f"medians of 3 rounds with the models taking turns (xllamacpp, {THREADS} thread per "
         f"server, {load}: the 2 cores are shared with other sessions, read the ratios). "
         f"Accuracy: the workload's fitting sample ({len(fit_data.items)} queries: "
-        f"{int(h.sum())} HEADLINES, {int(g.sum())} GSM8K), never the held-out or demo "
+        f"{int(h.sum())} HEADLINES, {int(c.sum())} calculations, {int(g.sum())} GSM8K), never the held-out or demo "
         "questions. Price = seconds per token at $1 per hour of this machine.",
         "",
-        "| candidate | accuracy (all) | HEADLINES | GSM8K | prompt tok/s | gen tok/s | "
-        "server RSS | $ / 1M in | $ / 1M out | verdict | why |",
-        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|:---|",
+        "| candidate | accuracy (all) | HEADLINES | calculations | GSM8K | prompt tok/s | "
+        "gen tok/s | server RSS | $ / 1M in | $ / 1M out | verdict | why |",
+        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|:---|",
     ]
     strongest = ALL_TIERS[-1]
     for j, name in enumerate(ALL_TIERS):
@@ -280,6 +282,7 @@ def report(
             )
         lines.append(
             f"| {short(name)} | {acc.mean():.0%} | {acc[h].mean():.0%} | "
+            f"{acc[c].mean():.0%} | "
             f"{acc[g].mean():.0%} | {speeds[name]['prompt']:.0f} | "
             f"{speeds[name]['gen']:.1f} | {memory[name]:.0f} MB | {p_in:.2f} | "
             f"{p_out:.2f} | {verdict} | {why} |"

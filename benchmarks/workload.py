@@ -1,17 +1,23 @@
-"""A realistic workload on the local models: everyday classification, a few word problems.
+"""A realistic workload on the local models: everyday queries, a few word problems.
 
 The traffic a cascade is for: mostly everyday queries a small model can answer, a
-minority of hard ones. Both parts are real public data nobody here wrote, read in
+minority of hard ones. Every part is real public data nobody here wrote, read in
 place from the data directory (``--data-dir``, ``$CASCADE_DATA_DIR`` or
 ``../shared/data``):
 
-- the everyday majority: FrugalGPT's HEADLINES (gold-market news headlines
+- everyday classification: FrugalGPT's HEADLINES (gold-market news headlines
   labelled up / down / neutral / none; stanford-futuredata/FrugalGPT,
   Apache-2.0), one word per answer;
+- everyday calculations: single-step calculator questions ("What is 48 / 2?")
+  built from the calculator annotations (``<<48/2=24>>``) in GSM8K's reference
+  solutions (openai/grade-school-math, MIT): the numbers, the operation and the
+  result are the data's; the question wording is ours. One per GSM8K problem
+  (its first annotation that is two numbers and one of + - * / whose annotated
+  result is exact), from problem ranges no word problem uses;
 - the hard minority: GSM8K word problems (openai/grade-school-math, MIT), with
   up to 256 tokens to reason.
 
-Three disjoint samples of the same mix (about one word problem in eight):
+Three disjoint samples of the same mix (about one word problem in ten):
 ``fit`` (thresholds and gates are fitted on it, and tiers are selected on it),
 ``heldout`` (this benchmark's figures) and ``demo`` (the questions ``make demo``
 asks; nothing is fitted or tuned on them).
@@ -52,7 +58,7 @@ from langchain_core._api import LangChainBetaWarning
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.language_models import BaseChatModel
 from langchain_core.load import dumps, loads
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from benchmarks import gsm8k_local, headlines
 from benchmarks.common import RESULTS_DIR, resolve_data_dir
@@ -73,12 +79,17 @@ ALL_TIERS = DEFAULT_MODEL_NAMES
 """The candidate tiers (every registered model), cheapest first."""
 
 HEADLINE = "headline"
+CALCULATION = "calculation"
 WORD_PROBLEM = "word problem"
+EVERYDAY = (HEADLINE, CALCULATION)
+"""The kinds a small model is meant to answer."""
 
 SOURCES = (
     "FrugalGPT HEADLINES (stanford-futuredata/FrugalGPT, Apache-2.0): "
     "frugalgpt-headlines/{train,test}.csv",
-    "GSM8K (openai/grade-school-math, MIT): gsm8k/test.jsonl",
+    "GSM8K (openai/grade-school-math, MIT): gsm8k/test.jsonl (word problems; "
+    "calculator questions built from its solutions' <<a op b=c>> annotations, "
+    "question wording ours)",
 )
 
 # (headlines split, first row, count), (first GSM8K problem, count). Disjoint.
@@ -87,6 +98,16 @@ SAMPLES: Mapping[str, tuple[tuple[str, int, int], tuple[int, int]]] = {
     "heldout": (("test", 0, 60), (0, 8)),
     "demo": (("test", 1000, 10), (500, 2)),
 }
+
+# (first GSM8K problem scanned, count of calculator questions). The problem
+# ranges scanned are disjoint from each other and from every word problem above.
+CALCULATIONS: Mapping[str, tuple[int, int]] = {
+    "fit": (200, 24),
+    "heldout": (300, 36),
+    "demo": (400, 5),
+}
+CALCULATION_SPAN = 100
+"""How many GSM8K problems each sample's calculator range may scan."""
 
 CHAT_KWARGS: dict[str, Any] = {
     "temperature": 0,
@@ -98,8 +119,9 @@ CHAT_KWARGS: dict[str, Any] = {
 problem gets up to 256 tokens to reason."""
 
 FORMAT = RegexGate(
-    pattern=r"^\W*(?:up|down|neutral|none)\b|Answer:\s*\**\s*\$?\s*-?\d",
-    description="a label or an 'Answer: <number>' line",
+    pattern=r"^\W*(?:up|down|neutral|none)\b|Answer:\s*\**\s*\$?\s*-?\d"
+    r"|^\s*-?\d[\d,]*(?:\.\d+)?\s*$",
+    description="a label, an 'Answer: <number>' line or a bare number",
 )
 
 THREADS = 1
@@ -128,7 +150,57 @@ class Item:
         """The prompt the application sends for this kind of query."""
         if self.kind == HEADLINE:
             return headlines.build_messages(self.text)
+        if self.kind == CALCULATION:
+            return calculation_messages(self.text)
         return gsm8k_local.build_messages(self.text)
+
+
+CALCULATION_INSTRUCTION = "Calculate. Reply with only the result, a number."
+CALCULATION_SHOTS = (("What is 7 * 6?", "42"), ("What is 90 / 4?", "22.5"))
+"""Invented examples (not from the data), shown as chat turns."""
+
+
+def calculation_messages(question: str) -> list[BaseMessage]:
+    """The calculator prompt: instruction, two invented examples, the question."""
+    messages: list[BaseMessage] = [SystemMessage(CALCULATION_INSTRUCTION)]
+    for text, answer in CALCULATION_SHOTS:
+        messages += [HumanMessage(text), AIMessage(answer)]
+    messages.append(HumanMessage(question))
+    return messages
+
+
+_ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
+_BINARY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([-+*/])\s*(\d+(?:\.\d+)?)\s*")
+_OPS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
+
+
+def calculator_question(solution: str) -> tuple[str, str] | None:
+    """The first single-step calculation of a GSM8K solution, as (question, result).
+
+    Only ``<<a op b=c>>`` annotations with two plain numbers, one of + - * / and
+    an annotated result equal to the exact one count; the question reads
+    ``What is a op b?`` and the gold answer is the annotated result.
+    """
+    for expr, result in _ANNOTATION.findall(solution):
+        match = _BINARY.fullmatch(expr)
+        if match is None:
+            continue
+        a, op, b = match.groups()
+        try:
+            value = float(result)
+        except ValueError:
+            continue
+        if op == "/" and float(b) == 0:
+            continue
+        if abs(_OPS[op](float(a), float(b)) - value) > 1e-9:
+            continue
+        return f"What is {a} {op} {b}?", result.strip()
+    return None
 
 
 def _headlines(data_dir: Path, split: str, start: int, n: int) -> list[Item]:
@@ -167,12 +239,34 @@ def _word_problems(data_dir: Path, start: int, n: int) -> list[Item]:
     ]
 
 
+def _calculations(data_dir: Path, start: int, n: int) -> list[Item]:
+    path = data_dir / "gsm8k" / "test.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out: list[Item] = []
+    for row in range(start, min(start + CALCULATION_SPAN, len(lines))):
+        found = calculator_question(json.loads(lines[row])["answer"])
+        if found is not None:
+            out.append(Item(CALCULATION, f"gsm8k-calc/{row}", *found))
+        if len(out) == n:
+            return out
+    msg = f"{path}: fewer than {n} calculator questions in rows {start}+{CALCULATION_SPAN}"
+    raise SystemExit(msg)
+
+
 def load_sample(data_dir: Path, name: str) -> list[Item]:
-    """One of :data:`SAMPLES`, its two parts shuffled together (fixed seed)."""
+    """One of :data:`SAMPLES`, its parts shuffled together (fixed seeds).
+
+    HEADLINES and word problems keep the order they had before the calculator
+    part was added (their seed is unchanged); the calculations are inserted at
+    positions drawn with a seed of their own.
+    """
     (split, h_start, h_n), (g_start, g_n) = SAMPLES[name]
     items = _headlines(data_dir, split, h_start, h_n)
     items += _word_problems(data_dir, g_start, g_n)
     random.Random(f"workload-{name}").shuffle(items)
+    rng = random.Random(f"workload-{name}-calculations")
+    for item in _calculations(data_dir, *CALCULATIONS[name]):
+        items.insert(rng.randint(0, len(items)), item)
     return items
 
 
@@ -181,7 +275,7 @@ _WORD_PROBLEMS = gsm8k_local.Gsm8kLocal()
 
 
 def is_correct(answer: str, item: Item) -> bool:
-    """The label (headlines) or the last number (word problems) matches."""
+    """The label (headlines) or the last number (calculations, word problems) matches."""
     if item.kind == HEADLINE:
         return _HEADLINES.grade(answer, item.gold)
     return _WORD_PROBLEMS.grade(answer, item.gold)
@@ -453,13 +547,20 @@ def gather(
     items = load_sample(data_dir, sample)
     cache = answer_cache()
     tiers = live_tiers(models, names, cache) if models else offline_tiers(names, cache)
-    first = collect_sample(
-        tiers,
-        names,
-        items,
-        compute_prices(names),
-        path=answers_dir() / f"workload_{sample}.jsonl",
-    )
+    correct = np.zeros((len(items), len(names)))
+    latencies = np.zeros((len(items), len(names)))
+    # One results file per part: the calculator part came later, and a results
+    # file resumes only the examples it was started with.
+    for part, suffix in ((False, ""), (True, "_calculations")):
+        rows = [i for i, it in enumerate(items) if (it.kind == CALCULATION) == part]
+        first = collect_sample(
+            tiers,
+            names,
+            [items[i] for i in rows],
+            compute_prices(names),
+            path=answers_dir() / f"workload_{sample}{suffix}.jsonl",
+        )
+        correct[rows], latencies[rows] = first.correct, first.latencies
     offline = offline_tiers(names, cache)  # every answer is cached by now
     scores = {
         w: collect_sample(offline, names, items, compute_prices(names), w).scores
@@ -473,10 +574,10 @@ def gather(
         items=items,
         names=tuple(names),
         scores=scores,
-        correct=first.correct,
+        correct=correct,
         in_tokens=np.rint(tokens[0]),
         out_tokens=np.rint(tokens[1]),
-        latencies=first.latencies,
+        latencies=latencies,
         ratio=ratio,
     )
 
@@ -590,7 +691,9 @@ def fit_shape(data: SampleData, *, route: bool, retain: float = 1.0) -> Fitted:
     Each gate candidate gets the cheapest thresholds ``calibrate`` finds that
     keep ``retain`` x the strongest tier's accuracy; the cheapest candidate wins.
     """
-    rows = data.kind_mask(HEADLINE) if route else np.ones(len(data.items), dtype=bool)
+    rows = (
+        ~data.kind_mask(WORD_PROBLEM) if route else np.ones(len(data.items), dtype=bool)
+    )
     results = _fit_rows(data, rows, retain)
     direct = data.kind_mask(WORD_PROBLEM) if route else None
     options = [
@@ -632,6 +735,8 @@ def demo_config(
         "fitted_on": (
             f"the workload's fitting sample: {len(fit_data.items)} queries "
             f"({int(fit_data.kind_mask(HEADLINE).sum())} HEADLINES train rows, "
+            f"{int(fit_data.kind_mask(CALCULATION).sum())} calculator questions "
+            "from GSM8K solutions, "
             f"{int(fit_data.kind_mask(WORD_PROBLEM).sum())} GSM8K problems), "
             "never the demo's questions"
         ),
@@ -695,7 +800,10 @@ def report(
         "",
         f"**Workload.** Fitting sample: {len(fit_data.items)} queries; held-out: "
         f"{len(test.items)} queries ({int(test.kind_mask(HEADLINE).sum())} HEADLINES "
-        f"test rows, {int(test.kind_mask(WORD_PROBLEM).sum())} GSM8K problems). "
+        f"test rows, {int(test.kind_mask(CALCULATION).sum())} calculator questions "
+        "built from GSM8K solutions' annotations (the numbers and results are the "
+        "data's, the wording 'What is a op b?' ours), "
+        f"{int(test.kind_mask(WORD_PROBLEM).sum())} GSM8K problems). "
         f"Tiers: {' -> '.join(short[n] for n in names)}; {CHAT_KWARGS}.",
         "",
         f"**Gate** (chosen on the fitting sample): all_of(format rule, weighted("
@@ -783,7 +891,7 @@ def report(
         "| part | queries | cascade acc | strongest acc | cost (compute) | cost (API) | latency | answered at the cheap tier |",
         "|:---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for kind in (HEADLINE, WORD_PROBLEM):
+    for kind in (HEADLINE, CALCULATION, WORD_PROBLEM):
         m = test.kind_mask(kind)
         c, s = (
             run_policy(test, fitted, m),

@@ -3,8 +3,9 @@
 The tiers tier selection kept (``benchmarks/results/tier_selection.md``), served
 on this machine by xllamacpp, answer the workload's demo questions: real public
 data that nobody here wrote, mostly everyday queries (FrugalGPT HEADLINES: is
-this gold-market headline about the price going up, down, steady or none?) and
-a few hard ones (GSM8K word problems, with up to 256 tokens to reason). The
+this gold-market headline about the price going up, down, steady or none?; and
+calculator questions such as "What is 48 / 2?" built from the calculator
+annotations of GSM8K's reference solutions, wording ours) and a few hard ones (GSM8K word problems, with up to 256 tokens to reason). The
 gate (a format rule, then a weighted mix of two logprob signals) and its
 thresholds were fitted by ``fit_demo_thresholds.py`` on a separate fitting
 sample of the same workload, never on these questions.
@@ -31,6 +32,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 from benchmarks.workload import (
+    CALCULATION,
     HEADLINE,
     THREADS,
     WORD_PROBLEM,
@@ -54,6 +56,7 @@ SHORT = {
     "qwen2.5-coder-1.5b": "Qwen-1.5B",
 }
 
+KIND_LABELS = {HEADLINE: "headline", CALCULATION: "calc", WORD_PROBLEM: "problem"}
 
 WARM_UP = Item(HEADLINE, "invented", "Gold steady as traders wait for data", "neutral")
 """An invented query each server answers once before the timed questions, so
@@ -269,7 +272,7 @@ def report(rows: list[Row], fitted: dict[str, Any], ratio: float) -> None:
     body = [
         [
             str(k),
-            "problem" if r.item.kind == WORD_PROBLEM else "headline",
+            KIND_LABELS[r.item.kind],
             clip(r.item.text, 40),
             r.item.gold,
             clip(r.answer, 14),

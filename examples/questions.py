@@ -1,7 +1,7 @@
 """Questions with known answers, for the demo and the real-model tests.
 
-The demo asks :func:`demo_questions`: real public data (FrugalGPT HEADLINES and
-GSM8K), the workload of ``benchmarks.workload``. The real-model tests use
+The demo asks :func:`demo_questions`: real public data (FrugalGPT HEADLINES,
+calculator questions from GSM8K's solutions, GSM8K problems), the workload of ``benchmarks.workload``. The real-model tests use
 :func:`generated_questions`, short generated questions of three kinds (one-word
 facts, arithmetic, two-step word problems) in two disjoint splits.
 """
@@ -45,7 +45,8 @@ class Question:
 def demo_questions(data_dir: Path | None = None) -> list[Item]:
     """The demo's questions: the workload's ``demo`` sample of real public data.
 
-    Ten FrugalGPT HEADLINES test rows and two GSM8K problems that neither the
+    Ten FrugalGPT HEADLINES test rows, five calculator questions built from
+    GSM8K solutions' annotations and two GSM8K problems that neither the
     fitting sample nor the held-out benchmark uses (see ``benchmarks.workload``),
     read in place from the data directory.
 

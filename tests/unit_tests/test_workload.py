@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from langchain_core.outputs import ChatGeneration
 
 from benchmarks import workload
 from benchmarks.workload import (
+    CALCULATION,
+    EVERYDAY,
     HEADLINE,
     SAMPLES,
     WORD_PROBLEM,
@@ -19,6 +22,7 @@ from benchmarks.workload import (
     Item,
     SampleData,
     api_prices,
+    calculator_question,
     is_correct,
     load_sample,
     make_gate,
@@ -46,6 +50,58 @@ def test_samples_are_disjoint_and_mostly_everyday() -> None:
     assert load_sample(data_dir(), "demo") == samples["demo"]  # fixed order
 
 
+def _gsm8k_row(item: Item) -> int:
+    return int(item.source_id.rsplit("/", 1)[1])
+
+
+def test_calculations_come_from_gsm8k_problems_no_other_part_uses() -> None:
+    samples = {name: load_sample(data_dir(), name) for name in SAMPLES}
+    calc_rows = {
+        name: {_gsm8k_row(it) for it in items if it.kind == CALCULATION}
+        for name, items in samples.items()
+    }
+    problem_rows = {
+        _gsm8k_row(it)
+        for items in samples.values()
+        for it in items
+        if it.kind == WORD_PROBLEM
+    }
+    names = list(SAMPLES)
+    for i, a in enumerate(names):
+        assert calc_rows[a], a
+        assert not calc_rows[a] & problem_rows  # no word problem's own step
+        for b in names[i + 1 :]:
+            assert not calc_rows[a] & calc_rows[b]
+    for items in samples.values():
+        everyday = sum(it.kind in EVERYDAY for it in items) / len(items)
+        assert everyday > 0.75  # mostly everyday
+        calcs = [it for it in items if it.kind == CALCULATION]
+        assert all(re.fullmatch(r"What is \S+ [-+*/] \S+\?", it.text) for it in calcs)
+
+
+def test_the_calculations_gold_is_the_annotated_exact_result() -> None:
+    lines = (data_dir() / "gsm8k" / "test.jsonl").read_text().splitlines()
+    for item in load_sample(data_dir(), "fit"):
+        if item.kind != CALCULATION:
+            continue
+        solution = json.loads(lines[_gsm8k_row(item)])["answer"]
+        a, op, b = item.text.removeprefix("What is ").removesuffix("?").split()
+        assert f"<<{a}{op}{b}={item.gold}>>" in solution.replace(" ", "")
+        exact = {"+": float(a) + float(b), "-": float(a) - float(b)}
+        exact |= {"*": float(a) * float(b), "/": float(a) / float(b)}
+        assert exact[op] == pytest.approx(float(item.gold))
+
+
+def test_calculator_question_takes_the_first_exact_single_step() -> None:
+    solution = (
+        "He pays 3*(2+1)=<<3*(2+1)=9>>9. Then 10/3=<<10/3=3.33>>3.33. "
+        "So 48/2=<<48/2=24>>24 and 24+6=<<24+6=30>>30.\n#### 30"
+    )
+    assert calculator_question(solution) == ("What is 48 / 2?", "24")
+    assert calculator_question("no steps\n#### 5") is None
+    assert calculator_question("<<5/0=0>> <<2-7=-5>>") == ("What is 2 - 7?", "-5")
+
+
 def test_grading_by_kind() -> None:
     headline = Item(HEADLINE, "h", "Gold rises", "up")
     problem = Item(WORD_PROBLEM, "g", "2+2?", "4")
@@ -53,6 +109,12 @@ def test_grading_by_kind() -> None:
     assert not is_correct("down", headline)
     assert is_correct("2 + 2 = 4\nAnswer: 4", problem)
     assert not is_correct("Answer: 5", problem)
+    calculation = Item(CALCULATION, "c", "What is 48 / 2?", "24")
+    assert is_correct("24", calculation)
+    assert is_correct("48 / 2 = 24", calculation)
+    assert not is_correct("2", calculation)
+    assert not is_correct("24.5", calculation)
+    assert calculation.messages[-1].content == "What is 48 / 2?"
 
 
 def _answer(text: str, *logprobs: float) -> AIMessage:
@@ -80,6 +142,8 @@ def test_gate_needs_the_format_and_confidence() -> None:
     assert not run(_answer("The headline says", -0.01))  # not a label
     assert not run(_answer("down", -2.0))  # unsure
     assert run(_answer("4 * 3 = 12\nAnswer: 12", -0.01, -0.02))
+    assert run(_answer("24", -0.01))  # a calculation's bare number
+    assert not run(_answer("It is 24", -0.01))
 
 
 def test_answer_cache_ignores_the_port(tmp_path: Path) -> None:
