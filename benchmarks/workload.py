@@ -156,8 +156,10 @@ class Item:
 
 
 CALCULATION_INSTRUCTION = "Calculate. Reply with only the result, a number."
-CALCULATION_SHOTS = (("What is 7 * 6?", "42"), ("What is 90 / 4?", "22.5"))
-"""Invented examples (not from the data), shown as chat turns."""
+CALCULATION_SHOTS = (("What is 7 * 6?", "42"), ("What is 90 - 35?", "55"))
+"""Invented examples (not from the data), shown as chat turns. (A first version
+had "90 / 4" -> "22.5": on the fitting sample SmolLM2 then wrote decimals such
+as "10 * 5" -> "10.5"; the examples now have whole results like most of the data.)"""
 
 
 def calculation_messages(question: str) -> list[BaseMessage]:
