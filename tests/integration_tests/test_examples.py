@@ -47,6 +47,7 @@ def test_demo_shows_tiers_gates_cost_latency_and_totals() -> None:
     assert "Totals" in out
     assert "Qwen-1.5B alone" in out
     assert "Monitor summary" in out
+    assert " calc " in out  # the third demo question is a calculation
     png = re.search(r"Frontier picture: (\S+\.png)", out)
     assert png is not None
     assert Path(png.group(1)).read_bytes()[1:4] == b"PNG"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.workload import (
+    CALCULATION,
     CHAT_KWARGS,
     HEADLINE,
     AnswerCache,
@@ -27,7 +28,9 @@ TIERS = ("smollm2-135m", "qwen2.5-coder-1.5b")
 def test_cached_answers_replay_without_the_servers(
     local_models: LocalModels, tmp_path: Path
 ) -> None:
-    items = [it for it in load_sample(data_dir(), "demo") if it.kind == HEADLINE][:2]
+    demo = load_sample(data_dir(), "demo")
+    items = [it for it in demo if it.kind == HEADLINE][:2]
+    items += [it for it in demo if it.kind == CALCULATION][:1]
     cache = AnswerCache(tmp_path / "answers.sqlite")
     live = [local_models.chat_model(n, cache=cache, **CHAT_KWARGS) for n in TIERS]
     first = collect_sample(live, TIERS, items, compute_prices(TIERS))
@@ -43,3 +46,5 @@ def test_cached_answers_replay_without_the_servers(
     np.testing.assert_allclose(again.scores[:, 0], first.scores[:, 0])
     np.testing.assert_array_equal(again.correct, first.correct)
     np.testing.assert_allclose(again.costs, first.costs)
+    # The calculator question ("What is 3 * 4?") is graded right for the strong tier.
+    assert first.correct[2, -1] == 1.0
