@@ -23,7 +23,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
@@ -49,12 +49,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ParentRun:
-    """What children of the cascade's run inherit: its id, handlers, tags, metadata."""
+    """What children of the cascade's run inherit: its id, handlers, tags, metadata.
+
+    ``configurable`` is the call's ``config["configurable"]``, passed on to the
+    tiers (a ``configurable_fields`` tier reads it).
+    """
 
     run_id: UUID
     handlers: Sequence[BaseCallbackHandler]
     tags: Sequence[str]
     metadata: dict[str, Any]
+    configurable: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_run_manager(
@@ -92,6 +97,7 @@ class ParentRun:
             handlers=list(manager.inheritable_handlers),
             tags=list(manager.inheritable_tags),
             metadata=dict(manager.inheritable_metadata),
+            configurable=dict(config.get("configurable") or {}),
         )
 
     def child_config(
@@ -124,6 +130,8 @@ class ParentRun:
             config["run_name"] = run_name
         if metadata:
             config["metadata"] = metadata
+        if self.configurable:
+            config["configurable"] = dict(self.configurable)
         return config
 
 
@@ -176,6 +184,14 @@ async def _adrop_token(*args: Any, **kwargs: Any) -> None:
 
 @functools.cache
 def _withheld_class(cls: type) -> type | None:
+    slots = {
+        name
+        for klass in cls.__mro__
+        for name in getattr(klass, "__slots__", ())
+        if name not in ("__dict__", "__weakref__")
+    }
+    if slots:  # state outside ``__dict__`` (e.g. a pydantic handler): not shareable
+        return None
     try:
         original = getattr(cls, "on_llm_new_token", None)
         drop = _adrop_token if inspect.iscoroutinefunction(original) else _drop_token
@@ -184,7 +200,7 @@ def _withheld_class(cls: type) -> type | None:
             (_Withheld, cls),
             {"on_llm_new_token": drop, "__module__": cls.__module__},
         )
-    except TypeError:  # a final or otherwise unsubclassable handler class
+    except Exception:  # noqa: BLE001 - an unsubclassable class: leave it as it is
         return None
 
 

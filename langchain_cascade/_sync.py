@@ -1,27 +1,124 @@
-"""Run a coroutine from sync code, with a timeout, and leave nothing running.
+"""Run coroutines from sync code, with a timeout, on one event loop the package owns.
 
-Used by the sync driver for tier timeouts and by async gates called from sync
-code. The coroutine runs on a worker thread that owns a fresh event loop, so
-it works from inside a running loop too (a sync ``invoke`` in Jupyter). Past the
-timeout the task is cancelled on its own loop; the loop's executor is shut
-down without waiting, and the thread is joined before returning.
+Used by the sync driver for tier timeouts (a tier's async path can be cancelled,
+its sync path cannot) and by async gates called from sync code (also from inside
+a running loop, as in Jupyter). Every such coroutine runs on one worker thread's
+event loop, started on first use and stopped at interpreter exit (or by
+:func:`shutdown`): one loop, so clients that pool connections per loop (httpx,
+behind ``ChatOpenAI``) keep working from call to call. Past its timeout a
+coroutine is cancelled on that loop, and the caller waits until it has finished
+cancelling: nothing of the call is left running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import atexit
+import concurrent.futures
 import contextvars
 import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["iterate_async", "run_coroutine"]
+__all__ = [
+    "WORKER_THREAD_PREFIXES",
+    "ensure_running",
+    "iterate_async",
+    "pending_tasks",
+    "run_coroutine",
+    "shutdown",
+]
+
+WORKER_THREAD_PREFIXES = ("cascade-loop", "cascade-worker")
+"""Names of the threads of the package's worker loop (long-lived, like a pool)."""
 
 T = TypeVar("T")
+
+_lock = threading.Lock()
+_runner: _Runner | None = None
+
+
+class _Runner:
+    """A daemon thread running one event loop forever."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix="cascade-worker"
+        )
+        self.loop.set_default_executor(self.executor)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="cascade-loop", daemon=True
+        )
+        self.thread.start()
+
+    def submit(
+        self, coro: Coroutine[Any, Any, T], context: contextvars.Context
+    ) -> concurrent.futures.Future[T]:
+        async def in_context() -> T:
+            task = asyncio.get_running_loop().create_task(coro, context=context)
+            return await task
+
+        return asyncio.run_coroutine_threadsafe(in_context(), self.loop)
+
+    def stop(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+def _get_runner() -> _Runner:
+    global _runner  # noqa: PLW0603 - one loop per process, made on first use
+    with _lock:
+        if _runner is None:
+            _runner = _Runner()
+        return _runner
+
+
+def ensure_running() -> None:
+    """Start the worker loop now (it starts on first use otherwise).
+
+    For resource checks that compare a process before and after a call: the loop,
+    its thread and its descriptors then belong to the "before".
+    """
+    _get_runner()
+
+
+def shutdown() -> None:
+    """Stop the worker loop (run at interpreter exit); the next use starts a new one."""
+    global _runner
+    with _lock:
+        runner, _runner = _runner, None
+    if runner is not None:
+        runner.stop()
+
+
+atexit.register(shutdown)
+
+
+def pending_tasks() -> int:
+    """Tasks alive on the worker loop (0 when idle or not started); for tests."""
+    runner = _runner
+    if runner is None:
+        return 0
+
+    async def count() -> int:
+        return len(asyncio.all_tasks()) - 1
+
+    return asyncio.run_coroutine_threadsafe(count(), runner.loop).result(5)
 
 
 def run_coroutine(
@@ -30,13 +127,13 @@ def run_coroutine(
     timeout: float | None = None,
     on_timeout: Callable[[], BaseException] | None = None,
 ) -> T:
-    """Run ``make()`` to completion on a worker thread's own event loop.
+    """Run ``make()`` on the worker loop and wait for its result.
 
     Args:
-        make: Builds the coroutine (called on the worker thread, in a copy of the
-            caller's context, so context variables and tracing carry over).
+        make: Builds the coroutine (in a copy of the caller's context, so context
+            variables and tracing carry over).
         timeout: Seconds before the coroutine is cancelled; ``None``: no limit.
-        on_timeout: Builds the exception to raise past ``timeout`` (default
+        on_timeout: Builds the exception raised past ``timeout`` (default
             ``TimeoutError``).
 
     Returns:
@@ -46,53 +143,26 @@ def run_coroutine(
         BaseException: What the coroutine raised, or ``on_timeout()``.
     """
     context = contextvars.copy_context()
-    outcome: dict[str, Any] = {}
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(thread_name_prefix="cascade-worker")
-        loop.set_default_executor(executor)
+    async def bounded() -> tuple[bool, Any]:
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
-                outcome["value"] = await make()
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise  # the coroutine's own TimeoutError
-            outcome["timeout"] = exc
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
+                return True, await make()
+        except TimeoutError:
+            if deadline.expired():
+                return False, None
+            raise  # the coroutine's own TimeoutError
 
-    def work() -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            context.run(loop.run_until_complete, main())
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-            outcome["error"] = exc
-        finally:
-            _close(loop)
-
-    thread = threading.Thread(target=work, name="cascade-sync", daemon=True)
-    thread.start()
-    thread.join()
-    if "timeout" in outcome:
-        raise (on_timeout() if on_timeout else TimeoutError()) from outcome["timeout"]
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
-
-
-def _close(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel what is left on ``loop``, finish async generators, close it."""
+    future = _get_runner().submit(bounded(), context)
     try:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
+        finished, value = future.result()
+    except BaseException:
+        future.cancel()  # the caller was interrupted: stop the coroutine too
+        raise
+    if not finished:
+        raise on_timeout() if on_timeout else TimeoutError()
+    return value  # type: ignore[no-any-return]
 
 
 _DONE = object()
@@ -104,15 +174,14 @@ def iterate_async(
     timeout: float | None,
     on_timeout: Callable[[], BaseException],
 ) -> Iterator[T]:
-    """Iterate ``make()`` from sync code, on a worker thread's own event loop.
+    """Iterate ``make()`` from sync code, on the worker loop.
 
     Items are handed over as they come. Past ``timeout`` seconds in all, or when
-    the caller stops iterating, the iteration is cancelled on its loop and the
-    worker thread is joined before this generator returns or raises.
+    the caller stops iterating, the iteration is cancelled on the loop, and this
+    generator returns or raises only once it has stopped.
 
     Args:
-        make: Builds the async iterator (on the worker thread, in a copy of the
-            caller's context).
+        make: Builds the async iterator (in a copy of the caller's context).
         timeout: Seconds the whole iteration may take; ``None``: no limit.
         on_timeout: Builds the exception raised past ``timeout``.
 
@@ -124,29 +193,22 @@ def iterate_async(
     """
     context = contextvars.copy_context()
     items: queue.Queue[tuple[object, BaseException | None]] = queue.Queue()
-    ready = threading.Event()
-    state: dict[str, Any] = {}
+
+    started, stopped = threading.Event(), threading.Event()
 
     async def drain() -> None:
-        state["task"] = asyncio.current_task()
-        ready.set()
+        started.set()
         try:
             async for item in make():
                 items.put((item, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
             items.put((_DONE, exc))
             return
+        finally:
+            stopped.set()
         items.put((_DONE, None))
 
-    def work() -> None:
-        state["loop"] = asyncio.new_event_loop()
-        try:
-            _run_owned(state["loop"], context, drain())
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=work, name="cascade-sync-stream", daemon=True)
-    thread.start()
+    future = _get_runner().submit(drain(), context)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
@@ -163,25 +225,9 @@ def iterate_async(
                 return
             yield item  # type: ignore[misc]
     finally:
-        ready.wait()
-        loop, task = state.get("loop"), state.get("task")
-        if loop is not None and task is not None and not loop.is_closed():
-            # The loop may close meanwhile: then there is nothing to cancel.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(task.cancel)
-        thread.join()
-
-
-def _run_owned(
-    loop: asyncio.AbstractEventLoop,
-    context: contextvars.Context,
-    coro: Coroutine[Any, Any, None],
-) -> None:
-    """Run ``coro`` on ``loop`` with an executor of its own, then close both."""
-    executor = ThreadPoolExecutor(thread_name_prefix="cascade-worker")
-    loop.set_default_executor(executor)
-    try:
-        context.run(loop.run_until_complete, coro)
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-        _close(loop)
+        future.cancel()
+        # Wait until the iteration has stopped (its finally blocks have run); a
+        # drain cancelled before it started has nothing to stop.
+        while not stopped.wait(0.01):
+            if not started.is_set():
+                break

@@ -10,23 +10,29 @@ tokens the asking took; clip replies for reasons.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.utils.json import parse_json_markdown
 
+from langchain_cascade.gates.base import GateResult
 from langchain_cascade.pricing import sum_usage
 
 __all__ = [
+    "Batch",
     "Build",
-    "aask",
+    "Call",
+    "Steps",
+    "arun",
     "ask",
     "clip",
     "parse_json_reply",
     "raw_and_parsed",
+    "run",
     "usage_of",
 ]
 
@@ -72,15 +78,91 @@ def _structured(
         return None
 
 
+@dataclass(frozen=True)
+class Call:
+    """A model call a gate's steps ask for: ``runnable.invoke(input)``."""
+
+    runnable: Runnable[Any, Any]
+    input: Any
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Several calls of one runnable; each output or the exception it raised."""
+
+    runnable: Runnable[Any, Any]
+    inputs: list[Any]
+
+
+Steps = Generator[Call | Batch, Any, GateResult]
+"""A gate's logic written once: it yields the model calls it needs, the sync
+(:func:`run`) or async (:func:`arun`) driver performs them and sends the
+results back (or throws the call's exception in), and it returns the verdict."""
+
+
+def _batch_config(config: RunnableConfig) -> RunnableConfig:
+    # One config for several runs: a fixed run id would collide.
+    return cast("RunnableConfig", {k: v for k, v in config.items() if k != "run_id"})
+
+
+def _next(
+    steps: Steps, value: Any, error: Exception | None
+) -> Call | Batch | GateResult:
+    """The steps' next request, or their verdict when they are done."""
+    try:
+        return steps.send(value) if error is None else steps.throw(error)
+    except StopIteration as done:
+        result: GateResult = done.value
+        return result
+
+
+def run(steps: Steps, config: RunnableConfig) -> GateResult:
+    """Drive a gate's steps with blocking calls (``invoke``, ``batch``)."""
+    value: Any = None
+    error: Exception | None = None
+    while not isinstance(request := _next(steps, value, error), GateResult):
+        value, error = None, None
+        try:
+            if isinstance(request, Batch):
+                batch = _batch_config(config)
+                value = request.runnable.batch(
+                    request.inputs, batch, return_exceptions=True
+                )
+            else:
+                value = request.runnable.invoke(request.input, config)
+        except Exception as exc:  # noqa: BLE001 - thrown into the steps
+            error = exc
+    return request
+
+
+async def arun(steps: Steps, config: RunnableConfig) -> GateResult:
+    """Drive a gate's steps with async calls (``ainvoke``, concurrent ``abatch``)."""
+    value: Any = None
+    error: Exception | None = None
+    while not isinstance(request := _next(steps, value, error), GateResult):
+        value, error = None, None
+        try:
+            if isinstance(request, Batch):
+                value = await request.runnable.abatch(
+                    request.inputs, _batch_config(config), return_exceptions=True
+                )
+            else:
+                value = await request.runnable.ainvoke(request.input, config)
+        except Exception as exc:  # noqa: BLE001 - thrown into the steps
+            error = exc
+    return request
+
+
 def ask(
     model: BaseChatModel,
     schema: dict[str, Any],
     build: Build,
-    config: RunnableConfig,
     *,
     structured: bool,
-) -> tuple[Any, str]:
+) -> Generator[Call, Any, tuple[Any, str]]:
     """Ask for a structured reply where possible, else plain text.
+
+    Use with ``yield from`` inside a gate's steps.
 
     Returns:
         The model's output and the method used (``"json_schema"`` or ``"text"``).
@@ -88,30 +170,11 @@ def ask(
     runnable = _structured(model, schema) if structured else None
     if runnable is not None:
         try:
-            return runnable.invoke(build("json_schema"), config), "json_schema"
+            return (yield Call(runnable, build("json_schema"))), "json_schema"
         except Exception as exc:
             if not _rejected_request(exc):
                 raise
-    return model.invoke(build("text"), config), "text"
-
-
-async def aask(
-    model: BaseChatModel,
-    schema: dict[str, Any],
-    build: Build,
-    config: RunnableConfig,
-    *,
-    structured: bool,
-) -> tuple[Any, str]:
-    """Async :func:`ask`."""
-    runnable = _structured(model, schema) if structured else None
-    if runnable is not None:
-        try:
-            return await runnable.ainvoke(build("json_schema"), config), "json_schema"
-        except Exception as exc:
-            if not _rejected_request(exc):
-                raise
-    return await model.ainvoke(build("text"), config), "text"
+    return (yield Call(model, build("text"))), "text"
 
 
 def usage_of(messages: Sequence[AIMessage | None]) -> UsageMetadata | None:

@@ -10,19 +10,18 @@ own function).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import string
 from collections.abc import Callable, Hashable, Sequence
 from decimal import Decimal, localcontext
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import Field
 
-from langchain_cascade.gates._asking import usage_of
+from langchain_cascade.gates._asking import Batch, Steps, arun, run, usage_of
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 from langchain_cascade.gates.numbers import last_number
 
@@ -148,7 +147,7 @@ class ConsistencyGate(Gate):
     fails; a sample that cannot be extracted, or whose call raised, disagrees.
 
     Samples are drawn with ``model.batch`` on the sync path and concurrently with
-    ``asyncio.gather`` on the async path; every call gets the gate's config, so
+    ``model.abatch`` on the async path; every call gets the gate's config, so
     the samples are children of the gate's run and their tokens are the gate's.
 
     Example:
@@ -194,13 +193,6 @@ class ConsistencyGate(Gate):
             raise ValueError(msg)
         return model.bind(temperature=self.temperature), target
 
-    @staticmethod
-    def _config(config: RunnableConfig) -> RunnableConfig:
-        # One config for several runs: a fixed run id would collide.
-        return cast(
-            "RunnableConfig", {k: v for k, v in config.items() if k != "run_id"}
-        )
-
     def _result(self, target: Hashable, outputs: Sequence[object]) -> GateResult:
         answers: list[Hashable | None] = []
         messages: list[AIMessage] = []
@@ -231,30 +223,21 @@ class ConsistencyGate(Gate):
             details=details,
         )
 
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Draw the samples with ``model.batch`` and count the agreeing ones."""
+    def _steps(self, gate_input: GateInput) -> Steps:
         prepared = self._prepare(gate_input)
         if isinstance(prepared, GateResult):
             return prepared
         model, target = prepared
         messages: list[BaseMessage] = list(gate_input.messages)
-        outputs = model.batch(
-            [messages] * self.samples, self._config(config), return_exceptions=True
-        )
+        outputs = yield Batch(model, [messages] * self.samples)
         return self._result(target, outputs)
+
+    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """Draw the samples with ``model.batch`` and count the agreeing ones."""
+        return run(self._steps(gate_input), config)
 
     async def aevaluate(
         self, gate_input: GateInput, config: RunnableConfig
     ) -> GateResult:
-        """Draw the samples concurrently and count the agreeing ones."""
-        prepared = self._prepare(gate_input)
-        if isinstance(prepared, GateResult):
-            return prepared
-        model, target = prepared
-        messages: list[BaseMessage] = list(gate_input.messages)
-        child = self._config(config)
-        outputs = await asyncio.gather(
-            *(model.ainvoke(messages, child) for _ in range(self.samples)),
-            return_exceptions=True,
-        )
-        return self._result(target, outputs)
+        """Draw the samples concurrently (``abatch``) and count the agreeing ones."""
+        return await arun(self._steps(gate_input), config)

@@ -11,11 +11,14 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field, field_validator
 
 from langchain_cascade.gates._asking import (
-    aask,
+    Call,
+    Steps,
+    arun,
     ask,
     clip,
     parse_json_reply,
     raw_and_parsed,
+    run,
     usage_of,
 )
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
@@ -290,48 +293,31 @@ class JudgeGate(Gate):
             details=details,
         )
 
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Ask the judge for a verdict on the answer."""
+    def _steps(self, gate_input: GateInput) -> Steps:
         screened = self._screen(gate_input)
         if isinstance(screened, GateResult):
             return screened
         answer, flags = screened
         solved: AIMessage | None = None
         if self.solve_first:
-            solved = self.judge.invoke(self.solve_messages(gate_input.question), config)
+            solved = yield Call(self.judge, self.solve_messages(gate_input.question))
         solution = None if solved is None else solved.text
-        value, method = ask(
+        value, method = yield from ask(
             self.judge,
             _VERDICT_SCHEMA,
             lambda _: self.build_messages(
                 gate_input.question, answer, solution=solution
             ),
-            config,
             structured=self.structured,
         )
         return self._result(value, method, flags, solved)
+
+    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """Ask the judge for a verdict on the answer."""
+        return run(self._steps(gate_input), config)
 
     async def aevaluate(
         self, gate_input: GateInput, config: RunnableConfig
     ) -> GateResult:
         """Ask the judge for a verdict on the answer, asynchronously."""
-        screened = self._screen(gate_input)
-        if isinstance(screened, GateResult):
-            return screened
-        answer, flags = screened
-        solved: AIMessage | None = None
-        if self.solve_first:
-            solved = await self.judge.ainvoke(
-                self.solve_messages(gate_input.question), config
-            )
-        solution = None if solved is None else solved.text
-        value, method = await aask(
-            self.judge,
-            _VERDICT_SCHEMA,
-            lambda _: self.build_messages(
-                gate_input.question, answer, solution=solution
-            ),
-            config,
-            structured=self.structured,
-        )
-        return self._result(value, method, flags, solved)
+        return await arun(self._steps(gate_input), config)

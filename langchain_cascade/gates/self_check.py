@@ -11,11 +11,13 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
 from langchain_cascade.gates._asking import (
-    aask,
+    Steps,
+    arun,
     ask,
     clip,
     parse_json_reply,
     raw_and_parsed,
+    run,
     usage_of,
 )
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
@@ -177,32 +179,24 @@ class SelfCheckGate(Gate):
             details=details,
         )
 
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Ask the rater for a 1-5 rating of the answer."""
+    def _steps(self, gate_input: GateInput) -> Steps:
         model = self._prepare(gate_input)
         if isinstance(model, GateResult):
             return model
-        value, method = ask(
+        value, method = yield from ask(
             model,
             _RATING_SCHEMA,
             lambda method: self._messages(gate_input, method),
-            config,
             structured=self.structured,
         )
         return self._result(value, method)
+
+    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """Ask the rater for a 1-5 rating of the answer."""
+        return run(self._steps(gate_input), config)
 
     async def aevaluate(
         self, gate_input: GateInput, config: RunnableConfig
     ) -> GateResult:
         """Ask the rater for a 1-5 rating of the answer, asynchronously."""
-        model = self._prepare(gate_input)
-        if isinstance(model, GateResult):
-            return model
-        value, method = await aask(
-            model,
-            _RATING_SCHEMA,
-            lambda method: self._messages(gate_input, method),
-            config,
-            structured=self.structured,
-        )
-        return self._result(value, method)
+        return await arun(self._steps(gate_input), config)

@@ -6,24 +6,30 @@ integer belongs. :class:`ToolCallGate` catches them before the agent runs the
 call; :class:`StructuredOutputGate` checks that an answer is the JSON object it
 was asked for.
 
-Both validate with a small JSON-schema reader of their own (the subset tool
-schemas use), so the package needs no ``jsonschema`` dependency.
+Both validate JSON schemas with the ``jsonschema`` library (every keyword of the
+schema's dialect) and fail closed on what it cannot check.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
-import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_json_schema
-from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter, ValidationError
+from langchain_core.utils.json import parse_json_markdown
+from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 from pydantic import Field as PydanticField
+from pydantic import ValidationError as PydanticValidationError
+from referencing.exceptions import PointerToNowhere, Unresolvable
 from typing_extensions import is_typeddict
 
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
@@ -37,36 +43,26 @@ __all__ = [
 
 _SHOWN_ERRORS = 3
 
-# --- a JSON-schema subset -----------------------------------------------------------
-
-_TYPE_NAMES = ("null", "boolean", "integer", "number", "string", "array", "object")
-
-
-_PYTHON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
-    (type(None), "null"),
-    (bool, "boolean"),
-    (int, "integer"),
-    (str, "string"),
-    ((list, tuple), "array"),
-    (Mapping, "object"),
-)
+# --- JSON-schema validation (the jsonschema library) -------------------------------
 
 
 def _json_type(value: object) -> str:
     """The JSON type of a Python value (``integer`` for whole numbers)."""
+    if isinstance(value, bool):
+        return "boolean"
     if isinstance(value, float):
         return "integer" if value.is_integer() else "number"
-    for python_type, name in _PYTHON_TYPES:
+    names: tuple[tuple[type | tuple[type, ...], str], ...] = (
+        (type(None), "null"),
+        (int, "integer"),
+        (str, "string"),
+        ((list, tuple), "array"),
+        (Mapping, "object"),
+    )
+    for python_type, name in names:
         if isinstance(value, python_type):
             return name
     return type(value).__name__
-
-
-def _is_type(value: object, expected: str) -> bool:
-    actual = _json_type(value)
-    if expected == "number":
-        return actual in ("integer", "number")
-    return actual == expected
 
 
 def _show(value: object) -> str:
@@ -76,207 +72,155 @@ def _show(value: object) -> str:
         return repr(value)
 
 
-class _Validator:
-    """Collects ``(path, message)`` errors of a value against a JSON schema."""
-
-    def __init__(self, root: Mapping[str, Any], noun: str) -> None:
-        self.root = root
-        self.noun = noun
-        self.errors: list[tuple[str, str]] = []
-
-    def check(self, value: object, schema: object, path: str) -> None:
-        if schema is True or not isinstance(schema, Mapping):
-            return
-        schema = self._resolve(schema)
-        if "$ref" in schema:
-            return  # a reference we cannot follow: nothing to check against
-        if not self._check_type(value, schema, path):
-            return
-        self._check_value(value, schema, path)
-        self._check_combinators(value, schema, path)
-        if isinstance(value, Mapping):
-            self._check_object(value, schema, path)
-        elif isinstance(value, list | tuple):
-            self._check_array(value, schema, path)
-
-    def _add(self, path: str, message: str) -> None:
-        self.errors.append((path, message))
-
-    def _resolve(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
-        seen: set[str] = set()
-        while isinstance(ref := schema.get("$ref"), str) and ref.startswith("#"):
-            if ref in seen:
-                break
-            seen.add(ref)
-            target: Any = self.root
-            for raw in ref[1:].split("/")[1:]:
-                part = raw.replace("~1", "/").replace("~0", "~")
-                if not isinstance(target, Mapping) or part not in target:
-                    return schema
-                target = target[part]
-            if not isinstance(target, Mapping):
-                return schema
-            siblings = {k: v for k, v in schema.items() if k != "$ref"}
-            schema = {**target, **siblings}
-        return schema
-
-    def _check_type(self, value: object, schema: Mapping[str, Any], path: str) -> bool:
-        expected = schema.get("type")
-        if expected is None:
-            return True
-        options = [expected] if isinstance(expected, str) else list(expected)
-        if any(_is_type(value, t) for t in options):
-            return True
-        wanted = " or ".join(str(t) for t in options)
-        self._add(path, f"expected {wanted}, got {_json_type(value)}")
-        return False
-
-    def _check_value(self, value: object, schema: Mapping[str, Any], path: str) -> None:
-        if "enum" in schema and not any(
-            _equal(value, option) for option in schema["enum"]
-        ):
-            options = ", ".join(_show(o) for o in schema["enum"])
-            self._add(path, f"{_show(value)} is not one of {options}")
-        if "const" in schema and not _equal(value, schema["const"]):
-            self._add(path, f"expected {_show(schema['const'])}, got {_show(value)}")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            self._check_number(value, schema, path)
-        if isinstance(value, str):
-            self._check_string(value, schema, path)
-
-    def _check_number(self, value: float, schema: Mapping[str, Any], path: str) -> None:
-        bounds: tuple[tuple[str, Callable[[float, float], bool], str], ...] = (
-            ("minimum", operator.ge, ">="),
-            ("maximum", operator.le, "<="),
-            ("exclusiveMinimum", operator.gt, ">"),
-            ("exclusiveMaximum", operator.lt, "<"),
+def _path(error: ValidationError) -> str:
+    path = ""
+    for part in error.absolute_path:
+        path += (
+            f"[{part}]"
+            if isinstance(part, int)
+            else (f".{part}" if path else str(part))
         )
-        for key, holds, sign in bounds:
-            bound = schema.get(key)
-            if not isinstance(bound, int | float) or isinstance(bound, bool):
-                continue
-            if not holds(value, bound):
-                self._add(path, f"{_show(value)} is not {sign} {_show(bound)}")
-        step = schema.get("multipleOf")
-        if isinstance(step, int | float) and step > 0:
-            ratio = value / step
-            if not math.isclose(ratio, round(ratio), abs_tol=1e-9):
-                self._add(path, f"{_show(value)} is not a multiple of {_show(step)}")
-
-    def _check_string(self, value: str, schema: Mapping[str, Any], path: str) -> None:
-        low, high = schema.get("minLength"), schema.get("maxLength")
-        if isinstance(low, int) and len(value) < low:
-            self._add(path, f"shorter than {low} characters")
-        if isinstance(high, int) and len(value) > high:
-            self._add(path, f"longer than {high} characters")
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str):
-            try:
-                if re.search(pattern, value) is None:
-                    self._add(path, f"{_show(value)} does not match {pattern!r}")
-            except re.error:
-                pass  # a pattern Python cannot read is not the answer's fault
-
-    def _check_combinators(
-        self, value: object, schema: Mapping[str, Any], path: str
-    ) -> None:
-        for part in schema.get("allOf") or []:
-            self.check(value, part, path)
-        for key in ("anyOf", "oneOf"):
-            branches = schema.get(key)
-            if isinstance(branches, list) and branches:
-                self._check_branches(value, branches, path, exactly_one=key == "oneOf")
-
-    def _check_branches(
-        self, value: object, branches: list[Any], path: str, *, exactly_one: bool
-    ) -> None:
-        results = []
-        for branch in branches:
-            sub = _Validator(self.root, self.noun)
-            sub.check(value, branch, path)
-            results.append((branch, sub.errors))
-        passing = sum(1 for _, errors in results if not errors)
-        if passing == 1 or (passing > 1 and not exactly_one):
-            return
-        if passing > 1:
-            self._add(path, f"matches {passing} of the schemas, expected exactly one")
-            return
-        # Report the branch of the value's own type ("string or null" given 3).
-        typed = [
-            errors
-            for branch, errors in results
-            if not (
-                errors and errors[0][0] == path and errors[0][1].startswith("expected")
-            )
-        ]
-        if len(typed) == 1:
-            self.errors.extend(typed[0])
-            return
-        wanted = []
-        for branch, _ in results:
-            resolved = self._resolve(branch) if isinstance(branch, Mapping) else {}
-            kind = resolved.get("type")
-            wanted.append(kind if isinstance(kind, str) else "a schema")
-        unique = " or ".join(dict.fromkeys(wanted))
-        self._add(path, f"expected {unique}, got {_json_type(value)}")
-
-    def _check_object(
-        self, value: Mapping[str, Any], schema: Mapping[str, Any], path: str
-    ) -> None:
-        properties = schema.get("properties")
-        properties = properties if isinstance(properties, Mapping) else {}
-        what = self.noun if not path else "property"
-        for name in schema.get("required") or []:
-            if name not in value:
-                self._add(path, f"missing required {what} {name!r}")
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            where = f"{path}.{name}" if path else str(name)
-            if name in properties:
-                self.check(item, properties[name], where)
-            elif extra is False:
-                self._add(path, f"unexpected {what} {name!r}")
-            elif isinstance(extra, Mapping):
-                self.check(item, extra, where)
-
-    def _check_array(
-        self, value: Sequence[Any], schema: Mapping[str, Any], path: str
-    ) -> None:
-        low, high = schema.get("minItems"), schema.get("maxItems")
-        if isinstance(low, int) and len(value) < low:
-            self._add(path, f"fewer than {low} items")
-        if isinstance(high, int) and len(value) > high:
-            self._add(path, f"more than {high} items")
-        prefix = schema.get("prefixItems")
-        prefix = prefix if isinstance(prefix, list) else []
-        items = schema.get("items")
-        for i, item in enumerate(value):
-            where = f"{path}[{i}]"
-            if i < len(prefix):
-                self.check(item, prefix[i], where)
-            elif isinstance(items, list):  # the old tuple form of "items"
-                if i < len(items):
-                    self.check(item, items[i], where)
-            elif items is not None:
-                self.check(item, items, where)
+    return path
 
 
-def _equal(value: object, other: object) -> bool:
-    if isinstance(value, bool) != isinstance(other, bool):
-        return False
-    return value == other
+_REQUIRED = re.compile(r"^(.+) is a required property$")
+_BOUNDS = {
+    "minimum": ">=",
+    "maximum": "<=",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+}
+
+
+class _SchemaUncheckableError(Exception):
+    """The schema itself cannot be used: the value is not checked (fail closed)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Validator:
+    """A checked validator for a schema (given as canonical JSON, for the cache).
+
+    Raises:
+        _SchemaUncheckableError: When the schema is invalid or names a dialect
+            (``$schema``) the library does not know.
+    """
+    schema = json.loads(schema_json)
+    unknown = object()
+    cls = validator_for(schema, default=cast("Any", unknown))
+    if cls is unknown:
+        if isinstance(schema, Mapping) and "$schema" in schema:
+            msg = f"unknown $schema {schema['$schema']!r}"
+            raise _SchemaUncheckableError(msg)
+        cls = Draft202012Validator
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        msg = f"the schema is invalid: {exc.message}"
+        raise _SchemaUncheckableError(msg) from exc
+    # No registry retrieval: a remote $ref is never fetched, it is unresolvable.
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _extras(error: ValidationError, what: str) -> list[str]:
+    """``additionalProperties: false``: one message per unexpected name."""
+    schema: Any = error.schema
+    instance: Any = error.instance
+    known = schema.get("properties") or {}
+    patterns = schema.get("patternProperties") or {}
+    return [
+        f"unexpected {what} {name!r}"
+        for name in instance
+        if name not in known and not any(re.search(p, name) for p in patterns)
+    ]
+
+
+def _types(expected: Any) -> str:
+    return " or ".join([expected] if isinstance(expected, str) else list(expected))
+
+
+def _bound(sign: str) -> Callable[[Any, Any], str]:
+    def message(value: Any, expected: Any) -> str:
+        return f"{_show(value)} is not {sign} {_show(expected)}"
+
+    return message
+
+
+_MESSAGES: dict[str, Callable[[Any, Any], str]] = {
+    "type": lambda value, expected: (
+        f"expected {_types(expected)}, got {_json_type(value)}"
+    ),
+    "enum": lambda value, expected: (
+        f"{_show(value)} is not one of {', '.join(map(_show, expected))}"
+    ),
+    "const": lambda value, expected: f"expected {_show(expected)}, got {_show(value)}",
+    "minLength": lambda _, expected: f"shorter than {expected} characters",
+    "maxLength": lambda _, expected: f"longer than {expected} characters",
+    "minItems": lambda _, expected: f"fewer than {expected} items",
+    "maxItems": lambda _, expected: f"more than {expected} items",
+    "pattern": lambda value, expected: f"{_show(value)} does not match {expected!r}",
+    **{keyword: _bound(sign) for keyword, sign in _BOUNDS.items()},
+}
+
+
+def _explain(error: ValidationError, validator: Validator, noun: str) -> list[str]:
+    """Readable messages for one jsonschema error (several for several extras).
+
+    The common keywords get short messages of their own; any other keyword keeps
+    the library's message.
+    """
+    keyword = str(error.validator)
+    what = noun if not error.absolute_path else "property"
+    if keyword in ("anyOf", "oneOf"):
+        return _explain_branches(error, validator, noun)
+    if keyword == "additionalProperties" and error.validator_value is False:
+        return _extras(error, what)
+    if keyword == "required" and (found := _REQUIRED.match(error.message)):
+        return [f"missing required {what} {found.group(1)}"]
+    if keyword in _MESSAGES:
+        return [_MESSAGES[keyword](error.instance, error.validator_value)]
+    return [error.message]
+
+
+def _explain_branches(
+    error: ValidationError, validator: Validator, noun: str
+) -> list[str]:
+    """``anyOf``/``oneOf``: the branch of the value's own type, else the types."""
+    branches: Any = error.validator_value
+    instance: Any = error.instance
+    passing = len(
+        [b for b in branches if validator.evolve(schema=b).is_valid(instance)]
+    )
+    if passing > 1:
+        return [f"matches {passing} of the schemas, expected exactly one"]
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        by_branch.setdefault(int(sub.schema_path[0]), []).append(sub)
+    typed = [
+        errors
+        for errors in by_branch.values()
+        if not (errors[0].validator == "type" and not errors[0].relative_path)
+    ]
+    if len(typed) == 1:
+        return [m for sub in typed[0] for m in _explain(sub, validator, noun)]
+    kinds = [
+        str(b["type"])
+        if isinstance(b, Mapping) and isinstance(b.get("type"), str)
+        else "a schema"
+        for b in branches
+    ]
+    return [f"expected {' or '.join(dict.fromkeys(kinds))}, got {_json_type(instance)}"]
 
 
 def schema_errors(
     value: object, schema: Mapping[str, Any], *, noun: str = "property"
 ) -> list[tuple[str, str]]:
-    """Validate a value against a JSON schema (the subset tool schemas use).
+    """Validate a value against a JSON schema with the ``jsonschema`` library.
 
-    Checks ``type`` (``string``, ``number``, ``integer``, ``boolean``, ``array``,
-    ``object``, ``null`` or a list of them), ``enum``, ``const``, ``properties``,
-    ``required``, ``additionalProperties``, ``items``, ``prefixItems``, ``anyOf``,
-    ``oneOf``, ``allOf``, local ``$ref`` s, number bounds, ``multipleOf``, string
-    lengths and ``pattern``, and array lengths. Other keywords are ignored.
+    Every keyword of the schema's dialect (``$schema``, default 2020-12) is
+    checked, ``format`` included where the library knows the format. What cannot
+    be checked fails closed, as one error at the root naming why: an invalid
+    schema, an unknown ``$schema``, a ``$ref`` that does not resolve inside the
+    schema (remote references are never fetched), a pattern Python cannot read.
 
     Args:
         value: The parsed JSON value.
@@ -296,9 +240,26 @@ def schema_errors(
             schema = {"type": "object", "properties": {"days": {"type": "integer"}}}
             schema_errors({"days": "3"}, schema)  # [('days', 'expected integer, got string')]
     """
-    validator = _Validator(schema, noun)
-    validator.check(value, schema, "")
-    return validator.errors
+    try:
+        # The schema's JSON text keys the cache (its key order kept: it is the
+        # order errors are reported in).
+        validator = _validator(json.dumps(schema, default=repr))
+        return [
+            (_path(error), message)
+            for error in validator.iter_errors(cast("Any", value))
+            for message in _explain(error, validator, noun)
+        ]
+    except _SchemaUncheckableError as exc:
+        return [("", f"cannot check the value: {exc}")]
+    except Unresolvable as exc:
+        ref = str(getattr(exc, "ref", "") or exc)
+        if isinstance(exc.__cause__, PointerToNowhere):
+            why = f"$ref '#{ref}' points to nothing in the schema"
+        else:
+            why = f"$ref {ref!r} does not resolve (remote references are not fetched)"
+        return [("", f"cannot check the value: {why}")]
+    except (re.error, TypeError, ValueError, RecursionError) as exc:
+        return [("", f"cannot check the value: {type(exc).__name__}: {exc}")]
 
 
 # --- tool calls ----------------------------------------------------------------------
@@ -324,8 +285,9 @@ class ToolCallGate(Gate):
 
     With tools bound (``GateInput.tools``), every call in ``response.tool_calls``
     must name one of them and its arguments must validate against that tool's
-    JSON schema (required arguments, types, enums, nested objects and arrays,
-    ``additionalProperties: false``). Calls whose arguments are not valid JSON
+    JSON schema (every keyword, checked by ``jsonschema``; a schema that cannot
+    be checked, such as one with a remote ``$ref``, fails the call with the
+    reason). Calls whose arguments are not valid JSON
     (``response.invalid_tool_calls``) fail too. The score is the share of valid
     calls; the reason names each problem, like
     ``"get_weather: missing required argument 'city'"``.
@@ -394,6 +356,23 @@ class ToolCallGate(Gate):
             details=details,
         )
 
+    def evaluate_partial(self, gate_input: GateInput) -> GateResult | None:
+        """Fail as soon as a streamed tool call names a tool that is not bound."""
+        bound = [_tool_name_and_schema(t)[0] for t in gate_input.tools]
+        names = [c["name"] for c in gate_input.response.tool_calls]
+        names += [c.get("name") or "" for c in gate_input.response.invalid_tool_calls]
+        # A name streamed in pieces is judged only once no bound name extends it.
+        unknown = [n for n in names if n and not any(b.startswith(n) for b in bound)]
+        if not bound:
+            return None
+        if not unknown:
+            return None
+        return GateResult(
+            passed=False,
+            score=None,
+            reason=f"unknown tool {unknown[0]!r} (bound: {', '.join(bound)})",
+        )
+
     @staticmethod
     def _call_errors(name: str, args: Any, bound: Mapping[str, Any]) -> list[str]:
         if not bound:
@@ -412,14 +391,13 @@ class ToolCallGate(Gate):
 
 # --- structured output -----------------------------------------------------------
 
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
-
 
 def parse_json_answer(text: str) -> Any:
     """Read the JSON value an answer gives, tolerating fences and prose around it.
 
-    Tries the whole text, then the first fenced block (```` ```json ... ``` ````),
-    then the first ``{...}`` or ``[...]`` in the text.
+    Tries the whole text and a fenced block (```` ```json ... ``` ````) with
+    langchain_core's ``parse_json_markdown`` (strictly: truncated JSON is not
+    completed), then the first ``{...}`` or ``[...]`` in the text.
 
     Args:
         text: The answer's text.
@@ -435,16 +413,9 @@ def parse_json_answer(text: str) -> Any:
         msg = "the answer is empty"
         raise ValueError(msg)
     try:
-        return json.loads(stripped)
+        return parse_json_markdown(stripped, parser=json.loads)
     except json.JSONDecodeError as exc:
         first_error = exc
-    fenced = _FENCE.search(stripped)
-    if fenced is not None:
-        try:
-            return json.loads(fenced.group(1))
-        except json.JSONDecodeError as exc:
-            msg = f"the fenced block is not valid JSON: {exc}"
-            raise ValueError(msg) from exc
     decoder = json.JSONDecoder()
     for match in re.finditer(r"[{\[]", stripped):
         try:
@@ -452,7 +423,12 @@ def parse_json_answer(text: str) -> Any:
         except json.JSONDecodeError:
             continue
         return value
-    msg = f"the answer is not JSON: {first_error}"
+    where = (
+        "the fenced block is not valid JSON"
+        if "```" in stripped
+        else "the answer is not JSON"
+    )
+    msg = f"{where}: {first_error}"
     raise ValueError(msg) from first_error
 
 
@@ -474,7 +450,7 @@ def _json_schema_of(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     return schema
 
 
-def _pydantic_errors(error: ValidationError) -> list[str]:
+def _pydantic_errors(error: PydanticValidationError) -> list[str]:
     return [
         (".".join(str(part) for part in e["loc"]) or "(root)") + f": {e['msg']}"
         for e in error.errors()
@@ -602,7 +578,7 @@ class StructuredOutputGate(Gate):
         if self._adapter is not None:
             try:
                 self._adapter.validate_python(data)
-            except ValidationError as exc:
+            except PydanticValidationError as exc:
                 return _pydantic_errors(exc)
             return []
         return [

@@ -153,19 +153,24 @@ TOOL_MODEL_NAMES: tuple[str, ...] = tuple(
 
 EXAMPLE_PRICES_PER_MILLION: Mapping[str, tuple[float, float]] = types.MappingProxyType(
     {
-        "smollm2-135m": (0.02, 0.02),
-        "qwen2.5-coder-0.5b": (0.05, 0.05),
-        "qwen2.5-coder-1.5b": (0.15, 0.15),
-        "qwen2.5-coder-0.5b-tools": (0.05, 0.05),
-        "qwen2.5-coder-1.5b-tools": (0.15, 0.15),
+        "smollm2-135m": (6.03, 11.0),
+        "qwen2.5-coder-0.5b": (15.2, 40.6),
+        "qwen2.5-coder-1.5b": (30.2, 71.2),
+        # The tool-calling variants are the same model files: the same compute.
+        "qwen2.5-coder-0.5b-tools": (15.2, 40.6),
+        "qwen2.5-coder-1.5b-tools": (30.2, 71.2),
     }
 )
 """An EXAMPLE price table for the local models: dollars per million (input, output)
-tokens.
+tokens, proportional to measured compute.
 
-The models run locally for free; these prices are illustrative, roughly in
-proportion to the models' sizes, so that the demo and the benchmarks can show what
-a cascade saves against always asking the strongest model.
+The models run locally for free. These prices charge the seconds each model
+takes per prompt token and per generated token on this project's 2-core machine
+(xllamacpp, one thread per server, cores shared with other jobs) at $1 per hour:
+``python -m benchmarks.tier_selection`` measured them (prompt 46 / 18 / 9.2
+tokens/s, generation 25 / 6.8 / 3.9 tokens/s; see
+``benchmarks/results/tier_selection.md``). So the demo and the benchmarks show
+what a cascade saves in this machine's time, not in an invented ratio.
 """
 
 

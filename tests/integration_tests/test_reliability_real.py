@@ -28,10 +28,8 @@ def _merge(chunks: list[Any]) -> Any:
     return merged
 
 
-def test_final_tier_with_disable_streaming_streams_through_the_cascade(
-    local_models: LocalModels,
-) -> None:
-    cascade = CascadingChatModel(
+def _disabled_streaming_cascade(local_models: LocalModels) -> CascadingChatModel:
+    return CascadingChatModel(
         models=[
             local_models.chat_model("smollm2-135m", temperature=0, max_tokens=8),
             local_models.chat_model(
@@ -44,22 +42,28 @@ def test_final_tier_with_disable_streaming_streams_through_the_cascade(
         gates=[_never],
     )
 
-    async def astream() -> list[Any]:
-        return [c async for c in cascade.astream(QUESTION)]
 
-    for chunks in (list(cascade.stream(QUESTION)), asyncio.run(astream())):
-        merged = _merge(chunks)
-        meta = merged.response_metadata["cascade"]
-        assert meta["tier"] == 1
-        assert merged.text.strip()
-        # The total is reported only when every attempt's usage is known.
-        assert (merged.usage_metadata is None) == bool(meta["usage_unknown_tiers"])
-
-
-def test_a_real_tier_past_its_timeout_escalates_and_leaves_nothing_running(
+def test_final_tier_with_disable_streaming_streams_through_the_cascade(
     local_models: LocalModels,
 ) -> None:
-    cascade = CascadingChatModel(
+    cascade = _disabled_streaming_cascade(local_models)
+    merged = _merge(list(cascade.stream(QUESTION)))
+    meta = merged.response_metadata["cascade"]
+    assert meta["tier"] == 1
+    assert merged.text.strip()
+    # The total is reported only when every attempt's usage is known.
+    assert (merged.usage_metadata is None) == bool(meta["usage_unknown_tiers"])
+
+
+def _threads() -> int:
+    return sum(
+        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
+        for t in threading.enumerate()
+    )
+
+
+def _timeout_cascade(local_models: LocalModels) -> CascadingChatModel:
+    return CascadingChatModel(
         models=[
             local_models.chat_model("qwen2.5-coder-0.5b", max_tokens=64).with_retry(
                 stop_after_attempt=2
@@ -69,25 +73,44 @@ def test_a_real_tier_past_its_timeout_escalates_and_leaves_nothing_running(
         gates=[lambda gi: True],
         timeout=[0.001, None],
     )
-    threads = threading.active_count()
-    started = time.perf_counter()
-    answer = cascade.invoke(QUESTION)
+
+
+async def test_final_tier_with_disable_streaming_astreams_through_the_cascade(
+    local_models: LocalModels,
+) -> None:
+    cascade = _disabled_streaming_cascade(local_models)
+    chunks = [c async for c in cascade.astream(QUESTION)]
+    merged = _merge(chunks)
+    assert merged.response_metadata["cascade"]["tier"] == 1
+    assert merged.text.strip()
+
+
+def test_a_real_tier_past_its_timeout_escalates_and_leaves_nothing_running(
+    local_models: LocalModels,
+) -> None:
+    from langchain_cascade._sync import pending_tasks
+
+    cascade = _timeout_cascade(local_models)
+    threads = _threads()
+    for _ in range(2):  # twice: the worker loop's pooled connections stay usable
+        started = time.perf_counter()
+        answer = cascade.invoke(QUESTION)
+        meta = answer.response_metadata["cascade"]
+        assert meta["tier"] == 1
+        assert meta["attempts"][0]["reason"] == "timeout after 0.001s"
+        assert meta["attempts"][0]["model"] == "qwen2.5-coder-0.5b"
+        assert answer.text.strip()
+        assert time.perf_counter() - started < 30
+    assert _threads() == threads
+    assert pending_tasks() == 0
+
+
+async def test_a_real_tier_past_its_timeout_async(local_models: LocalModels) -> None:
+    cascade = _timeout_cascade(local_models)
+    before = asyncio.all_tasks()
+    answer = await cascade.ainvoke(QUESTION)
+    await asyncio.sleep(0)
     meta = answer.response_metadata["cascade"]
-    assert meta["tier"] == 1
     assert meta["attempts"][0]["reason"] == "timeout after 0.001s"
-    assert meta["attempts"][0]["model"] == "qwen2.5-coder-0.5b"
-    assert answer.text.strip()
-    assert time.perf_counter() - started < 30
-    assert threading.active_count() == threads
-
-    async def ainvoke() -> tuple[Any, set[Any]]:
-        before = asyncio.all_tasks()
-        result = await cascade.ainvoke(QUESTION)
-        await asyncio.sleep(0)
-        return result, asyncio.all_tasks() - before
-
-    answer, left = asyncio.run(ainvoke())
-    assert answer.response_metadata["cascade"]["attempts"][0]["reason"] == (
-        "timeout after 0.001s"
-    )
-    assert left == set()
+    assert meta["tier"] == 1
+    assert asyncio.all_tasks() - before == set()

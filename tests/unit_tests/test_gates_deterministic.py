@@ -459,10 +459,138 @@ def test_schema_errors_follows_refs_and_combinators() -> None:
         ("s", "shorter than 2 characters"),
         ("s", "\"A\" does not match '^[a-z]+$'"),
         ("k", "matches 2 of the schemas, expected exactly one"),
-        ("t", "more than 2 items"),
         ("t[0]", "expected string, got integer"),
+        ("t", "more than 2 items"),
         ("c", 'expected "fixed", got "other"'),
     ]
+
+
+# Keywords the hand-written subset ignored (it failed OPEN on them): each now fails.
+@pytest.mark.parametrize(
+    ("schema", "valid", "invalid", "error"),
+    [
+        (
+            {"type": "array", "uniqueItems": True},
+            [1, 2],
+            [1, 1],
+            ("", "[1, 1] has non-unique elements"),
+        ),
+        (
+            {"type": "object", "minProperties": 1},
+            {"a": 1},
+            {},
+            ("", "{} should be non-empty"),
+        ),
+        (
+            {
+                "type": "object",
+                "if": {"properties": {"unit": {"const": "f"}}, "required": ["unit"]},
+                "then": {"required": ["fahrenheit"]},
+            },
+            {"unit": "f", "fahrenheit": 50},
+            {"unit": "f"},
+            ("", "missing required property 'fahrenheit'"),
+        ),
+        (
+            {"type": "object", "dependentRequired": {"start": ["end"]}},
+            {"start": 1, "end": 2},
+            {"start": 1},
+            ("", "'end' is a dependency of 'start'"),
+        ),
+        (
+            {"type": "string", "format": "date"},
+            "2024-02-29",
+            "yesterday",
+            ("", "'yesterday' is not a 'date'"),
+        ),
+        (
+            {"not": {"type": "string"}},
+            1,
+            "x",
+            ("", "'x' should not be valid under {'type': 'string'}"),
+        ),
+        (
+            {"type": "array", "contains": {"type": "integer"}},
+            ["a", 1],
+            ["a"],
+            ("", "['a'] does not contain items matching the given schema"),
+        ),
+    ],
+)
+def test_schema_errors_checks_every_keyword(
+    schema: dict[str, Any], valid: Any, invalid: Any, error: tuple[str, str]
+) -> None:
+    assert schema_errors(valid, schema) == []
+    assert schema_errors(invalid, schema) == [error]
+
+
+@pytest.mark.parametrize(
+    ("schema", "reason"),
+    [
+        (
+            {"properties": {"a": {"$ref": "https://example.com/a.json"}}},
+            "cannot check the value: $ref 'https://example.com/a.json' does not "
+            "resolve (remote references are not fetched)",
+        ),
+        (
+            {"properties": {"a": {"$ref": "#/$defs/Missing"}}},
+            "cannot check the value: $ref '#/$defs/Missing' points to nothing in "
+            "the schema",
+        ),
+        (
+            {"$schema": "https://example.com/my-dialect", "type": "object"},
+            "cannot check the value: unknown $schema 'https://example.com/my-dialect'",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "integr"}}},
+            "cannot check the value: the schema is invalid: 'integr' is not valid "
+            "under any of the given schemas",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"minLength": -1}}},
+            "cannot check the value: the schema is invalid: -1 is less than the "
+            "minimum of 0",
+        ),
+    ],
+)
+def test_schema_errors_fails_closed_on_what_it_cannot_check(
+    schema: dict[str, Any], reason: str
+) -> None:
+    assert schema_errors({"a": "x"}, schema) == [("", reason)]
+
+
+def test_tool_call_gate_fails_closed_on_a_remote_ref() -> None:
+    remote = {
+        "type": "function",
+        "function": {
+            "name": "book",
+            "parameters": {
+                "type": "object",
+                "properties": {"when": {"$ref": "https://example.com/date.json"}},
+            },
+        },
+    }
+    result = judge(ToolCallGate(), tool_call("book", {"when": "now"}), tools=[remote])
+    assert not result.passed
+    assert result.reason == (
+        "book: cannot check the value: $ref 'https://example.com/date.json' does "
+        "not resolve (remote references are not fetched)"
+    )
+
+
+def test_structured_output_gate_checks_unique_items_in_a_json_schema() -> None:
+    schema = {
+        "title": "Tags",
+        "type": "object",
+        "properties": {"tags": {"type": "array", "uniqueItems": True}},
+    }
+    gate = StructuredOutputGate(schema)
+    assert judge(gate, '{"tags": ["a", "b"]}').passed
+    result = judge(gate, '{"tags": ["a", "a"]}')
+    assert not result.passed
+    assert result.reason == (
+        "Tags: 1 validation error: tags: ['a', 'a'] has non-unique elements"
+    )
 
 
 # --- StructuredOutputGate --------------------------------------------------------------
@@ -563,6 +691,14 @@ def test_parse_json_answer_prefers_the_whole_text() -> None:
     assert parse_json_answer('prose {"a": 1} more {"b": 2}') == {"a": 1}
     with pytest.raises(ValueError, match="not JSON"):
         parse_json_answer("no json here")
+
+
+def test_parse_json_answer_does_not_complete_truncated_json() -> None:
+    # parse_json_markdown completes partial JSON by default; a gate must not.
+    with pytest.raises(ValueError, match="the fenced block is not valid JSON"):
+        parse_json_answer('```json\n{"name": "Ada", "age": 3\n```')
+    with pytest.raises(ValueError, match="the answer is not JSON"):
+        parse_json_answer('{"name": "Ada", "age": 3')
 
 
 # --- a cascade with bound tools ---------------------------------------------------------

@@ -556,14 +556,15 @@ def _hung(model: str = "m0", delay_s: float = 30.0) -> ScriptedChatModel:
 def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
     mode: str, how: str
 ) -> None:
-    import threading
     import time
+
+    from langchain_cascade._sync import pending_tasks
 
     models = [_hung(), ScriptedChatModel(model="m1", reply="Paris")]
     timeout: Any = {"field": 0.2, "per-tier": [0.2, None], "per-call": None}[how]
     cascade = CascadingChatModel(models=models, gates=[HedgingGate()], timeout=timeout)
     model: Any = cascade.bind(timeout=0.2) if how == "per-call" else cascade
-    threads = threading.active_count()
+    threads = _threads()
     started = time.perf_counter()
     answer = call(model, mode, "q")
     elapsed = time.perf_counter() - started
@@ -573,7 +574,17 @@ def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
     assert meta["attempts"][0]["reason"] == "timeout after 0.2s"
     assert meta["attempts"][0]["error"] == "TierTimeoutError: timeout after 0.2s"
     assert elapsed < 5
-    assert threading.active_count() == threads  # the worker thread was joined
+    assert _threads() == threads  # no thread left but the package's one loop
+    assert pending_tasks() == 0  # the hung tier was cancelled on that loop
+
+
+def _threads() -> int:
+    import threading
+
+    return sum(
+        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
+        for t in threading.enumerate()
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -708,3 +719,38 @@ def test_withheld_view_is_the_same_handler() -> None:
     assert recorder.tokens == []
     view.on_custom_event("e", None, run_id=run_id)
     assert recorder.events == [("e", None, run_id)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("listening", [False, True])
+def test_configurable_fields_tier_is_configured_by_the_call(
+    mode: str, listening: bool
+) -> None:
+    from langchain_core.runnables import ConfigurableField
+
+    from tests.unit_tests.run_recorder import RunRecorder
+
+    strong = ScriptedChatModel(model="m1", reply="default").configurable_fields(
+        reply=ConfigurableField(id="strong_reply")
+    )
+    cascade = CascadingChatModel(
+        models=[ScriptedChatModel(model="m0", reply="I'm not sure"), strong],
+        gates=[HedgingGate()],
+    )
+    config: dict[str, Any] = {"configurable": {"strong_reply": "configured"}}
+    if listening:
+        config["callbacks"] = [RunRecorder()]
+    assert call(cascade, mode, "q", config).text == "configured"  # type: ignore[arg-type]
+    assert call(cascade, mode, "q").text == "default"
+
+
+def test_a_handler_whose_state_is_not_in_its_dict_is_left_as_it_is() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    from langchain_cascade._callbacks import withhold_tokens
+
+    class Slotted(BaseCallbackHandler):
+        __slots__ = ("seen",)
+
+    handler = Slotted()
+    assert withhold_tokens(handler) is handler
