@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -360,6 +361,11 @@ def report(setup: Setup, phases: Sequence[Phase]) -> str:
         "limit, whatever the concurrency).",
         "",
         markdown_table(headers, rows, align="lrrrrrrrrrrrr"),
+        "",
+        f"Machine: {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end of the run: the wall times and "
+        "throughputs include whatever else the machine was doing; CPU per call "
+        "is this process's own.",
         "",
     ]
     for p in phases:

@@ -20,12 +20,16 @@ Gates (each a ``langchain_cascade`` gate run through ``gate.invoke`` on a
 * ``weighted``: :func:`~langchain_cascade.gates.weighted` of the above with
   fixed weights chosen before looking at results (arithmetic 2, format 2,
   hedging 1, length 1).
-* ``learned`` (the primary signal, declared up front): :class:`LearnedTextGate`,
-  a logistic regression over the gate scores above plus cheap text features
-  (final answer is a whole number, question numbers used in the answer, answer
-  and question length, ...), fitted on the training half only. The idea is
-  FrugalGPT's learned scorer (Chen et al., 2023, arXiv:2305.05176) with
-  hand-written features instead of a fine-tuned model.
+* ``learned`` (the primary signal, declared up front): the package's
+  :class:`~langchain_cascade.gates.learned.LearnedGate` over the rule gates'
+  scores above and the generic answer features ``answer_chars`` and
+  ``output_tokens`` only (no feature written for this dataset), fitted on the
+  training half (scikit-learn logistic regression, sigmoid-calibrated). The
+  idea is FrugalGPT's learned scorer (Chen et al., 2023, arXiv:2305.05176).
+
+The scores come from :func:`~langchain_cascade.collect.collect`: the recorded
+answers are replayed by a chat model per tier, the rule gates are collect's
+candidates, so the replay runs the live cascade's own decision loop.
 
 Protocol: the 12 prompts RouteLLM marked as contaminated are excluded (1,307
 queries remain). A fixed seeded split cuts the queries in two halves; on each
@@ -59,7 +63,6 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,24 +70,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.messages import AIMessage, HumanMessage, UsageMetadata
-from langchain_core.runnables import RunnableConfig
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
 from numpy.typing import NDArray
 
+from langchain_cascade import CascadingChatModel
 from langchain_cascade.calibration import (
     CalibrationResult,
     PolicyEvaluation,
     calibrate,
     evaluate_thresholds,
 )
+from langchain_cascade.collect import CollectedScores, collect
 from langchain_cascade.gates import (
     Gate,
-    GateInput,
-    GateResult,
     HedgingGate,
     MinLengthGate,
     RegexGate,
     weighted,
+)
+from langchain_cascade.gates.learned import (
+    fit_learned_gates,
+    learned_scores,
+    out_of_fold_scores,
 )
 from langchain_cascade.pricing import ModelPrice
 
@@ -252,206 +262,99 @@ def weighted_gate(parts: dict[str, Gate]) -> Gate:
     )
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-_WORD_NUMBERS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100,
-    "half": 0.5, "twice": 2, "double": 2, "triple": 3, "thrice": 3,
-    "quarter": 0.25, "dozen": 12,
-}  # fmt: skip
-_CAUTION = re.compile(
-    r"\b(?:assum|approximat|round|about|however|but|wait|actually|mistake|"
-    r"not possible|cannot|can't|impossible|unclear|estimat|might|maybe|probabl|seems)",
-    re.IGNORECASE,
-)
-_FINAL = re.compile(r"####\s*(.*)")
+GENERIC = ("answer_chars", "output_tokens")
+"""The generic features of the learned gate (no logprobs in the csv)."""
 
 
-def _numbers(text: str) -> list[float]:
-    return [float(m.replace(",", "").replace("$", "")) for m in _NUMBER.findall(text)]
+class RecordedChatModel(BaseChatModel):
+    """Answers each prompt with the answer the csv recorded for its model.
 
-
-def _question_numbers(question: str) -> set[float]:
-    found = set(_numbers(question))
-    for word, value in _WORD_NUMBERS.items():
-        if re.search(rf"\b{word}\b", question, re.IGNORECASE):
-            found.add(float(value))
-    return found
-
-
-def _final_number(answer: str) -> float | None:
-    match = _FINAL.search(answer)
-    found = _numbers(match.group(1) if match else answer)
-    if not found:
-        return None
-    return found[0] if match else found[-1]
-
-
-TEXT_FEATURES = (
-    "final_is_whole",
-    "question_numbers_used",
-    "question_numbers_unused",
-    "log_answer_chars",
-    "log_question_chars",
-    "question_numbers",
-    "question_sentences",
-    "log_calculations",
-    "log_calculator_notes",
-    "log_decimals",
-    "log_caution_words",
-)
-
-
-def text_features(gate_input: GateInput) -> list[float]:
-    """Cheap features of the question and the answer text (see ``TEXT_FEATURES``)."""
-    question, answer = gate_input.question, gate_input.text
-    final = _final_number(answer)
-    asked = _question_numbers(question)
-    used = set(_numbers(answer))
-    unused = [x for x in asked if x not in used and x != 1.0]
-    calculations = len(re.findall(r"=", answer))
-    return [
-        float(final is not None and float(final).is_integer()),
-        1.0 - len(unused) / max(1, len(asked)),
-        math.log1p(len(unused)),
-        math.log1p(len(answer)),
-        math.log1p(len(question)),
-        float(len(asked)),
-        float(question.count(".") + question.count("?")),
-        math.log1p(calculations),
-        math.log1p(answer.count("<<")),
-        math.log1p(len(re.findall(r"\d\.\d", answer))),
-        math.log1p(len(_CAUTION.findall(answer))),
-    ]
-
-
-def feature_row(gate_input: GateInput, scores: dict[str, float]) -> list[float]:
-    """The learned gate's inputs: rule-gate scores, then text features."""
-    row = [scores[name] for name in sorted(scores)]
-    if "arithmetic" in scores:
-        row.append(float(scores["arithmetic"] < 1.0))
-    return row + text_features(gate_input)
-
-
-def feature_names(gate_names: Sequence[str]) -> list[str]:
-    names = [f"gate:{g}" for g in sorted(gate_names)]
-    if "arithmetic" in gate_names:
-        names.append("arithmetic_wrong")
-    return names + list(TEXT_FEATURES)
-
-
-@dataclass(frozen=True)
-class Logistic:
-    """L2-regularised logistic regression on standardised features (Newton)."""
-
-    mean: FloatArray
-    scale: FloatArray
-    weights: FloatArray  # [intercept, *coefficients]
-
-    @classmethod
-    def fit(cls, x: FloatArray, y: FloatArray, *, l2: float = L2) -> Logistic:
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
-        scale[scale == 0] = 1.0
-        z = np.column_stack([np.ones(len(x)), (x - mean) / scale])
-        w = np.zeros(z.shape[1])
-        penalty = l2 * np.diag(np.r_[0.0, np.ones(z.shape[1] - 1)])
-        for _ in range(100):
-            p = 1.0 / (1.0 + np.exp(-(z @ w)))
-            gradient = z.T @ (p - y) + penalty @ w
-            hessian = (z * (p * (1 - p))[:, None]).T @ z + penalty
-            step = np.linalg.solve(hessian, gradient)
-            w -= step
-            if np.abs(step).max() < 1e-10:
-                break
-        return cls(mean, scale, w)
-
-    def predict(self, x: FloatArray) -> FloatArray:
-        z = (np.atleast_2d(x) - self.mean) / self.scale
-        out: FloatArray = 1.0 / (
-            1.0 + np.exp(-(self.weights[0] + z @ self.weights[1:]))
-        )
-        return out
-
-
-class LearnedTextGate(Gate):
-    """Logistic regression over rule-gate scores and text features.
-
-    The score estimates the chance that the answer is right; the gate passes at
-    ``threshold`` (fitted with ``calibrate``).
+    Usage is the estimated token count (characters / 4), so ``collect`` prices
+    the calls exactly as :func:`call_costs` does.
     """
 
-    parts: dict[str, Gate]
-    model: Any  # Logistic
-    threshold: float = 0.5
+    model_name: str
+    answers: dict[str, str]
 
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Runs the rule gates, builds the features and scores them."""
-        scores = {
-            name: _score(gate.evaluate(gate_input, config))
-            for name, gate in self.parts.items()
-        }
-        row = np.asarray([feature_row(gate_input, scores)])
-        score = float(self.model.predict(row)[0])
-        return GateResult(
-            passed=score >= self.threshold,
-            score=score,
-            reason=f"estimated P(correct) {score:.3f}",
+    @property
+    def _llm_type(self) -> str:
+        return "recorded"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_model_name"] = self.model_name
+        return params
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        prompt = messages[-1].text
+        answer = self.answers[prompt]
+        p, a = estimated_tokens(prompt), estimated_tokens(answer)
+        usage = UsageMetadata(input_tokens=p, output_tokens=a, total_tokens=p + a)
+        message = AIMessage(
+            answer,
+            usage_metadata=usage,
+            response_metadata={"model_name": self.model_name},
         )
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def _score(result: GateResult) -> float:
-    return float(result.passed) if result.score is None else float(result.score)
+def replay_cascade(ds: Dataset) -> CascadingChatModel:
+    """The two-tier cascade of recorded answers, gated by the weighted rule gate."""
+    return CascadingChatModel(
+        models=[
+            RecordedChatModel(
+                model_name=CHEAP,
+                answers=dict(zip(ds.prompts, ds.cheap_text, strict=True)),
+            ),
+            RecordedChatModel(
+                model_name=PREMIUM,
+                answers=dict(zip(ds.prompts, ds.premium_text, strict=True)),
+            ),
+        ],
+        gates=[weighted_gate(base_gates())],
+        prices=PRICES,
+    )
 
 
 @dataclass(frozen=True)
 class Signals:
-    """Every signal's score per query, and the learned gate's feature matrix."""
+    """Every signal's score per query, and the collected data behind them."""
 
     scores: dict[str, FloatArray]
-    features: FloatArray
-    feature_names: list[str]
+    data: CollectedScores
     gate_names: list[str]
 
 
-def gate_inputs(ds: Dataset) -> list[GateInput]:
-    return [
-        GateInput(
-            messages=[HumanMessage(prompt)],
-            response=AIMessage(answer),
-            tier=0,
-            model=CHEAP,
-        )
-        for prompt, answer in zip(ds.prompts, ds.cheap_text, strict=True)
-    ]
-
-
 def compute_signals(ds: Dataset) -> Signals:
-    """Runs every rule gate and the weighted gate on Mixtral's answers."""
+    """Collects every rule gate's score (and the weighted gate's) on both tiers.
+
+    ``collect`` runs the replay cascade through the live decision loop, with
+    the rule gates as candidates; correctness is the csv's label for the
+    tier's recorded answer (the answer names its model in its metadata).
+    """
     parts = base_gates()
-    combo = weighted_gate(parts)
-    inputs = gate_inputs(ds)
-    scores: dict[str, list[float]] = {name: [] for name in [*parts, "weighted"]}
-    rows: list[list[float]] = []
-    for gi in inputs:
-        # The weighted gate runs every part (no early stop) and reports each
-        # part's verdict in details["parts"], in order: one pass gives all.
-        result = combo.invoke(gi)
-        row_scores = {
-            name: float(part["passed"] if part["score"] is None else part["score"])
-            for name, part in zip(parts, result.details["parts"], strict=True)
-        }
-        for name, value in row_scores.items():
-            scores[name].append(value)
-        scores["weighted"].append(_score(result))
-        rows.append(feature_row(gi, row_scores))
-    return Signals(
-        scores={k: np.asarray(v, dtype=np.float64) for k, v in scores.items()},
-        features=np.asarray(rows, dtype=np.float64),
-        feature_names=feature_names(list(parts)),
-        gate_names=list(parts),
+    labels = {CHEAP: ds.cheap_correct, PREMIUM: ds.premium_correct}
+
+    def evaluate(answer: AIMessage, row: int) -> float:
+        return float(labels[answer.response_metadata["model_name"]][row])
+
+    data = collect(
+        replay_cascade(ds),
+        [(prompt, i) for i, prompt in enumerate(ds.prompts)],
+        evaluate,
+        candidates=parts,
+        progress=False,
+        max_concurrency=1,
     )
+    scores = {name: data.candidate_scores[name][:, 0] for name in parts}
+    scores["weighted"] = data.scores[:, 0]
+    return Signals(scores=scores, data=data, gate_names=list(parts))
 
 
 # --------------------------------------------------------------------------
@@ -464,16 +367,6 @@ def split_halves(n: int, seed: int = SEED) -> tuple[NDArray[np.intp], NDArray[np
     order = np.random.default_rng(seed).permutation(n)
     half = n // 2
     return np.sort(order[:half]), np.sort(order[half:])
-
-
-def out_of_fold(x: FloatArray, y: FloatArray, folds: int, seed: int) -> FloatArray:
-    """Scores of each training row by a model that did not see it."""
-    order = np.random.default_rng(seed).permutation(len(y))
-    out = np.empty(len(y))
-    for chunk in np.array_split(order, folds):
-        rest = np.setdiff1d(order, chunk)
-        out[chunk] = Logistic.fit(x[rest], y[rest]).predict(x[chunk])
-    return out
 
 
 def _matrix(score: FloatArray) -> FloatArray:
@@ -515,10 +408,16 @@ def run_fold(
 ) -> FoldResult:
     """Fits on ``train`` (95% of GPT-4's accuracy there) and scores on ``test``."""
     if signal == PRIMARY:
-        y = correct[train, 0]
-        train_scores = out_of_fold(signals.features[train], y, INNER_FOLDS, seed)
-        model = Logistic.fit(signals.features[train], y)
-        test_scores = model.predict(signals.features[test])
+        # LearnedGate over the package's rule gates and generic features: the
+        # threshold is fitted on out-of-fold scores of the training half, the
+        # gate itself on the whole training half.
+        fit_data, test_data = signals.data.subset(train), signals.data.subset(test)
+        inputs = base_gates()
+        train_scores = out_of_fold_scores(
+            fit_data, inputs, features=GENERIC, folds=INNER_FOLDS, seed=seed
+        )[:, 0]
+        gates = fit_learned_gates(fit_data, inputs, features=GENERIC, c=L2)
+        test_scores = learned_scores(test_data, gates)[:, 0]
     else:
         train_scores = signals.scores[signal][train]
         test_scores = signals.scores[signal][test]
@@ -676,7 +575,7 @@ def run_replay(
     oracle = np.where(correct[:, 0] >= correct[:, 1], 0, 1)
     primary = per_signal[PRIMARY]
     target_accuracy = QUALITY_RATIO * premium_accuracy
-    full_model = Logistic.fit(signals.features, correct[:, 0])
+    (full_gate,) = fit_learned_gates(signals.data, base_gates(), features=GENERIC, c=L2)
     return {
         "benchmark": "RouteLLM GSM8K replay (issue 5, benchmark 1)",
         "command": "python -m benchmarks.routellm_replay",
@@ -697,24 +596,36 @@ def run_replay(
         "gate": {
             "primary": PRIMARY,
             "description": (
-                "LearnedTextGate: logistic regression (L2=1, standardised) over "
-                "rule-gate scores and text features of the question and "
-                "Mixtral's answer; fitted on the training half; threshold fitted "
-                "on 5-fold out-of-fold scores of the training half"
+                "LearnedGate (langchain_cascade.gates.learned): scikit-learn "
+                "logistic regression (C=1, standardised inputs) with sigmoid "
+                "probability calibration (5-fold CalibratedClassifierCV) over the "
+                "rule gates' scores and the generic features answer_chars and "
+                "output_tokens; no dataset-specific features; fitted on the "
+                "training half; threshold fitted on 5-fold out-of-fold scores "
+                "of the training half"
             ),
             "rule_gates": signals.gate_names,
             "arithmetic_gate_used": "arithmetic" in signals.gate_names,
             "weighted_weights": {
                 k: w for k, w in WEIGHTS.items() if k in signals.gate_names
             },
-            "features": signals.feature_names,
-            "coefficients_fit_on_all_rows_for_inspection": dict(
-                zip(
-                    ["intercept", *signals.feature_names],
-                    [round(float(w), 4) for w in full_model.weights],
-                    strict=True,
-                )
-            ),
+            "features": full_gate.columns,
+            "coefficients_fit_on_all_rows_for_inspection": {
+                "fold_mean": dict(
+                    zip(
+                        full_gate.columns,
+                        [
+                            round(
+                                float(np.mean([f["coef"][j] for f in full_gate.folds])),
+                                4,
+                            )
+                            for j in range(len(full_gate.columns))
+                        ],
+                        strict=True,
+                    )
+                ),
+                "standardised_inputs": True,
+            },
         },
         "protocol": {
             "split": f"numpy default_rng({seed}).permutation, halves of "
@@ -787,7 +698,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Costs: tokens estimated as {results['token_estimate']}; Mixtral $0.6/1M in+out, "
         "GPT-4-1106 $10/$30 per 1M in/out. Gates cost nothing (text rules).",
         "",
-        "## Headline (primary signal: learned text gate)",
+        "## Headline (primary signal: learned gate)",
         "",
         "| | accuracy | % of GPT-4 acc. | escalation (GPT-4 calls) | cost vs GPT-4 only | APGR | CPT(50%) | CPT(80%) |",
         "|---|---|---|---|---|---|---|---|",
@@ -800,7 +711,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{_pct(results['perfect_gate_accuracy'] / results['premium_accuracy'])} | "
         f"{_pct(results['perfect_gate_escalation_rate'])} | "
         f"{_pct(results['perfect_gate_cost_ratio'])} | | | |",
-        f"| **cascade, learned text gate (held out)** | **{_pct(results['accuracy'])}** | "
+        f"| **cascade, learned gate (held out)** | **{_pct(results['accuracy'])}** | "
         f"**{_pct(results['accuracy'] / results['premium_accuracy'])}** | "
         f"**{_pct(results['escalation_rate'])}** | **{_pct(results['cost_ratio'])}** | "
         f"**{results['apgr']:.3f}** | {_pct(results['cpt50'])} | {_pct(results['cpt80'])} |",
@@ -940,7 +851,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
         ax.grid(visible=True, alpha=0.3)
         ax.legend(loc="lower right", fontsize="x-small")
     fig.suptitle(
-        "RouteLLM GSM8K replay: Mixtral-8x7B -> GPT-4-1106, learned text-only gate "
+        "RouteLLM GSM8K replay: Mixtral-8x7B -> GPT-4-1106, learned gate (package gates + generic features) "
         "(held-out halves)"
     )
     fig.savefig(path, format="png", dpi=120)

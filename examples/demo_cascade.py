@@ -1,7 +1,8 @@
-"""The demo's cascade: three local models and their gates, in one place.
+"""The demo's cascade: the chosen local tiers and their fitted gate, in one place.
 
-``fit_demo_thresholds.py`` fits the logprob thresholds on labelled questions and
-writes ``demo_thresholds.json``; ``demo.py`` builds the cascade from that file.
+``fit_demo_thresholds.py`` picks the gate and fits its thresholds on the
+workload's fitting sample and writes ``demo_thresholds.json``; ``demo.py``
+builds the cascade from that file.
 """
 
 from __future__ import annotations
@@ -12,29 +13,25 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from benchmarks.workload import CHAT_KWARGS, make_gate
 from langchain_cascade import CascadingChatModel
-from langchain_cascade.gates import HedgingGate, LogprobGate, MinLengthGate, all_of
 from langchain_cascade.local_models import LocalModels, example_prices
+from langchain_cascade.pricing import ModelPrice
 
-TIERS = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 THRESHOLDS_FILE = Path(__file__).with_name("demo_thresholds.json")
-AGGREGATION = "geometric_mean"
 
 
-def tier_models(models: LocalModels, max_tokens: int = 24) -> list[BaseChatModel]:
-    """The three tiers as chat models: greedy decoding, logprobs on."""
-    return [
-        models.chat_model(name, temperature=0, max_tokens=max_tokens, logprobs=True)
-        for name in TIERS
-    ]
+def tier_models(models: LocalModels, names: list[str]) -> list[BaseChatModel]:
+    """The tiers as chat models: greedy decoding, logprobs on, room to reason."""
+    return [models.chat_model(name, **CHAT_KWARGS) for name in names]
 
 
 def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, Any]:
-    """The fitted thresholds, with a clear error when they were never fitted."""
+    """The fitted gate, with a clear error when it was never fitted."""
     if not path.exists():
         msg = (
-            f"{path} is missing: fit the thresholds first with "
-            "`python examples/fit_demo_thresholds.py`"
+            f"{path} is missing: fit it first with "
+            "`python -m examples.fit_demo_thresholds`"
         )
         raise FileNotFoundError(msg)
     data: dict[str, Any] = json.loads(path.read_text())
@@ -42,21 +39,17 @@ def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, Any]:
 
 
 def build_cascade(
-    tiers: list[BaseChatModel], fitted: dict[str, Any]
+    tiers: list[BaseChatModel],
+    fitted: dict[str, Any],
+    prices: dict[str, ModelPrice] | None = None,
 ) -> CascadingChatModel:
-    """The demo's cascade: deterministic rules first, then the fitted logprob gate."""
+    """The demo's cascade: the format rule and the fitted weighted logprob gate.
+
+    ``prices`` defaults to the registry's compute-proportional example prices.
+    """
     gates = [
-        all_of(
-            MinLengthGate(min_chars=1),
-            HedgingGate(),
-            LogprobGate(threshold=threshold, aggregation=AGGREGATION),
-        )
-        for threshold in fitted["thresholds"]
+        make_gate(fitted["weight_geometric_mean"], t) for t in fitted["thresholds"]
     ]
-    review = all_of(
-        HedgingGate(),
-        LogprobGate(threshold=fitted["review_threshold"], aggregation=AGGREGATION),
-    )
     return CascadingChatModel(
-        models=tiers, gates=gates, review_gate=review, prices=example_prices()
+        models=tiers, gates=gates, prices=prices or example_prices()
     )

@@ -15,7 +15,7 @@ import os
 
 from langchain_core.tracers.langchain import wait_for_all_tracers
 
-from examples.demo_cascade import TIERS, build_cascade, load_thresholds, tier_models
+from examples.demo_cascade import build_cascade, load_thresholds, tier_models
 from examples.questions import SYSTEM_PROMPT
 from langchain_cascade.local_models import LocalModels
 
@@ -25,8 +25,9 @@ def main() -> None:
         raise SystemExit(
             "set LANGSMITH_TRACING=true (and LANGSMITH_ENDPOINT / LANGSMITH_API_KEY)"
         )
-    with LocalModels(TIERS) as models:
-        cascade = build_cascade(tier_models(models), load_thresholds())
+    fitted = load_thresholds()
+    with LocalModels(fitted["tiers"]) as models:
+        cascade = build_cascade(tier_models(models, fitted["tiers"]), fitted)
         answer = cascade.invoke(
             [("system", SYSTEM_PROMPT), ("human", "What is 17 * 6?")],
             {"run_name": "cascade-example", "tags": ["example"]},

@@ -8,7 +8,7 @@ from __future__ import annotations
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from examples.demo_cascade import TIERS, build_cascade, load_thresholds, tier_models
+from examples.demo_cascade import build_cascade, load_thresholds, tier_models
 from examples.questions import SYSTEM_PROMPT
 from langchain_cascade.local_models import LocalModels
 
@@ -17,8 +17,9 @@ def main() -> None:
     prompt = ChatPromptTemplate.from_messages(
         [("system", SYSTEM_PROMPT), ("human", "{question}")]
     )
-    with LocalModels(TIERS) as models:
-        cascade = build_cascade(tier_models(models), load_thresholds())
+    fitted = load_thresholds()
+    with LocalModels(fitted["tiers"]) as models:
+        cascade = build_cascade(tier_models(models, fitted["tiers"]), fitted)
         chain = prompt | cascade | StrOutputParser()
         for question in ("What is the capital of Italy?", "What is 23 * 7?"):
             print(f"{question} -> {chain.invoke({'question': question})}")

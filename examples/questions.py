@@ -1,8 +1,9 @@
-"""Short questions with known answers, for the demo and the real-model tests.
+"""Questions with known answers, for the demo and the real-model tests.
 
-Three kinds, from easy to harder for a small model: one-word facts, arithmetic,
-and two-step word problems. The demo asks :data:`DEMO_QUESTIONS`; thresholds are
-fitted on :func:`generated_questions`, a separate, seeded set.
+The demo asks :func:`demo_questions`: real public data (FrugalGPT HEADLINES and
+GSM8K), the workload of ``benchmarks.workload``. The real-model tests use
+:func:`generated_questions`, short generated questions of three kinds (one-word
+facts, arithmetic, two-step word problems) in two disjoint splits.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from benchmarks.common import resolve_data_dir
+from benchmarks.workload import Item, load_sample
+
 __all__ = [
-    "DEMO_QUESTIONS",
     "SYSTEM_PROMPT",
+    "Item",
     "Question",
+    "demo_questions",
     "final_answer",
     "generated_questions",
     "is_correct",
@@ -36,40 +42,22 @@ class Question:
     kind: str
 
 
-DEMO_QUESTIONS: tuple[Question, ...] = (
-    Question("What is the capital of France?", "paris", "fact"),
-    Question("How many days are in a week?", "7", "fact"),
-    Question("Which planet is known as the Red Planet?", "mars", "fact"),
-    Question("What is the largest ocean on Earth?", "pacific", "fact"),
-    Question("What is 12 + 30?", "42", "arithmetic"),
-    Question("What is 9 * 8?", "72", "arithmetic"),
-    Question("What is 46 * 3?", "138", "arithmetic"),
-    Question(
-        "A pen costs $3 and a notebook costs $5. How much do 2 pens and 1 notebook cost in dollars?",
-        "11",
-        "word problem",
-    ),
-    Question(
-        "Sara reads 15 pages a day. How many pages does she read in 2 weeks?",
-        "210",
-        "word problem",
-    ),
-    Question(
-        "Tom has 24 apples. He gives away a third of them and then buys 5 more. How many apples does he have now?",
-        "21",
-        "word problem",
-    ),
-    Question(
-        "A train travels at 60 km per hour for 3 hours, then at 40 km per hour for 2 hours. How many km does it travel in total?",
-        "260",
-        "word problem",
-    ),
-    Question(
-        "A box holds 6 eggs. How many boxes are needed for 75 eggs?",
-        "13",
-        "word problem",
-    ),
-)
+def demo_questions(data_dir: Path | None = None) -> list[Item]:
+    """The demo's questions: the workload's ``demo`` sample of real public data.
+
+    Ten FrugalGPT HEADLINES test rows and two GSM8K problems that neither the
+    fitting sample nor the held-out benchmark uses (see ``benchmarks.workload``),
+    read in place from the data directory.
+
+    Args:
+        data_dir: The data directory (default: ``$CASCADE_DATA_DIR`` or
+            ``../shared/data``).
+
+    Returns:
+        The questions, in a fixed shuffled order.
+    """
+    return load_sample(data_dir or resolve_data_dir(None), "demo")
+
 
 _FACTS: tuple[tuple[str, str], ...] = (
     ("What is the capital of Japan?", "tokyo"),

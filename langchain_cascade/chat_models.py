@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import json
 import math
+import threading
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -16,9 +17,9 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -74,9 +75,13 @@ from langchain_cascade._run import (
     CallFormatter,
     CallGate,
     CallTier,
+    CancelTier,
     Effect,
+    LatencyEstimator,
     Outcome,
+    Partial,
     Plan,
+    StartTier,
     TierOutput,
     decide,
 )
@@ -97,14 +102,25 @@ from langchain_cascade.events import (
 )
 from langchain_cascade.gates.base import Gate, coerce_gate
 from langchain_cascade.pricing import ModelPrice
+from langchain_cascade.routing import RouteInput, coerce_router, route
+from langchain_cascade.sticky import StickyScope, sticky_tier
 
 __all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
 
 
 _STREAM_PARENT = "_cascade_stream_parent"
+_STREAM_CALLS = "_cascade_stream_calls"
 _CONFIGURABLE = "_cascade_configurable"
-_PRIVATE_KWARGS = (_STREAM_PARENT, _CONFIGURABLE)
-_CALL_KWARGS = ("max_cost", "timeout", "first_tier")
+_PRIVATE_KWARGS = (_STREAM_PARENT, _STREAM_CALLS, _CONFIGURABLE)
+_CALL_KWARGS = (
+    "max_cost",
+    "timeout",
+    "first_tier",
+    "speculative",
+    "early_abort",
+    "max_latency",
+    "router",
+)
 """Per-call arguments the cascade itself reads (any other goes to every tier)."""
 _BOUND_KWARGS = (
     "tools",
@@ -233,9 +249,53 @@ class CascadingChatModel(BaseChatModel):
     returned, flagged ``needs_review`` with the reason.
     """
 
+    sticky: StickyScope | None = None
+    """Sticky escalation: ``"run"`` or ``"thread"`` starts a call at the highest
+    tier that answered earlier in the agent run or the whole conversation (see
+    :mod:`langchain_cascade.sticky`); a call's own ``first_tier`` wins."""
+
     formatter: Runnable[AIMessage, Any] | None = None
     """Optional Runnable applied to every final answer (returns an AIMessage or
     a string), so answers look alike whichever tier wrote them."""
+
+    speculative: bool | int = False
+    """Start the next tier at the same time as the current one, for the first
+    ``k`` tiers tried (``True``: every gated tier). The run not needed is
+    cancelled the moment an answer passes; what it spent is recorded in
+    ``cancelled_attempts`` and counted in the cost. A call may pass its own."""
+
+    early_abort: bool = False
+    """Stream gated tiers internally and stop one as soon as its gate can tell
+    from the partial answer that it will fail (a gate's ``evaluate_partial``);
+    the call then escalates at once. A call may pass its own."""
+
+    max_latency: float | None = Field(default=None, gt=0.0)
+    """Seconds a call may take: when the time left cannot fit another gated
+    attempt and the final tier (estimated from each tier's recent latencies),
+    the call goes straight to the final tier, recorded in ``skipped_tiers``.
+    A call may pass its own."""
+
+    router: Runnable[Any, Any] | None = None
+    """Chooses the first tier of each call: a
+    :class:`~langchain_cascade.routing.Router` (such as ``RuleRouter``), or any
+    Runnable or function of the messages returning a tier index or model name.
+    The tiers below its choice are recorded in ``skipped_tiers``. A call may pass
+    its own ``router``, or ``first_tier`` directly."""
+
+    _latency: LatencyEstimator = PrivateAttr(default_factory=LatencyEstimator)
+
+    @field_validator("router", mode="before")
+    @classmethod
+    def _coerce_router(cls, value: object) -> object:
+        return None if value is None else coerce_router(value)
+
+    @field_validator("speculative")
+    @classmethod
+    def _check_speculative(cls, value: int) -> int:
+        if value < 0:
+            msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
+            raise ValueError(msg)
+        return value
 
     max_tokens: int | None = Field(default=None, ge=1)
     """When set, passed to every tier as the call argument ``max_tokens`` (a call
@@ -269,7 +329,10 @@ class CascadingChatModel(BaseChatModel):
         }
         unknown = [k for k in data if k not in known]
         if unknown:
-            raise ValueError(_unknown_message(unknown, known, "CascadingChatModel"))
+            own = known - set(BaseChatModel.model_fields)
+            raise ValueError(
+                _unknown_message(unknown, known, "CascadingChatModel", own=own)
+            )
         return data
 
     @field_validator("max_cost", mode="before")
@@ -557,11 +620,17 @@ class CascadingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
-        while (effect := steps.next()) is not None:
-            try:
-                steps.send(call.perform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams(effect):
+                        steps.send(_drained(call.stream_tier(effect)))
+                    else:
+                        steps.send(call.perform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            call.close()
         return self._chat_result(steps.outcome)
 
     async def _agenerate(
@@ -576,7 +645,13 @@ class CascadingChatModel(BaseChatModel):
         try:
             while (effect := steps.next()) is not None:
                 try:
-                    steps.send(await call.aperform(effect))
+                    if call.streams(effect):
+                        streamed = call.astream_tier(effect)
+                        async for _ in streamed.chunks():
+                            pass
+                        steps.send(streamed.output)
+                    else:
+                        steps.send(await call.aperform(effect))
                 except Exception as exc:  # noqa: BLE001 - decide() records it
                     steps.throw(exc)
         except asyncio.CancelledError as exc:
@@ -585,6 +660,8 @@ class CascadingChatModel(BaseChatModel):
             if run_manager is not None:
                 await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
             raise
+        finally:
+            await call.aclose()
         return self._chat_result(steps.outcome)
 
     def _stream(
@@ -597,15 +674,18 @@ class CascadingChatModel(BaseChatModel):
         call = self._start_call(messages, stop, run_manager, kwargs)
         steps = _Stepper(decide(call.plan))
         live = False
-        while (effect := steps.next()) is not None:
-            try:
-                if call.streams_live(effect):
-                    live = True
-                    steps.send((yield from call.stream_tier(effect)))
-                else:
-                    steps.send(call.perform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams_live(effect) or call.streams(effect):
+                        live = live or call.streams_live(effect)
+                        steps.send((yield from call.stream_tier(effect)))
+                    else:
+                        steps.send(call.perform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            call.close()
         yield self._last_chunk(steps.outcome, live=live)
 
     async def _astream(
@@ -615,21 +695,27 @@ class CascadingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        calls: list[_Call] | None = kwargs.pop(_STREAM_CALLS, None)
         call = self._start_call(messages, stop, run_manager, kwargs)
+        if calls is not None:
+            calls.append(call)
         steps = _Stepper(decide(call.plan))
         live = False
-        while (effect := steps.next()) is not None:
-            try:
-                if call.streams_live(effect):
-                    live = True
-                    streamed = call.astream_tier(effect)
-                    async for chunk in streamed.chunks():
-                        yield chunk
-                    steps.send(streamed.output)
-                else:
-                    steps.send(await call.aperform(effect))
-            except Exception as exc:  # noqa: BLE001 - decide() records it
-                steps.throw(exc)
+        try:
+            while (effect := steps.next()) is not None:
+                try:
+                    if call.streams_live(effect) or call.streams(effect):
+                        live = live or call.streams_live(effect)
+                        streamed = call.astream_tier(effect)
+                        async for chunk in streamed.chunks():
+                            yield chunk
+                        steps.send(streamed.output)
+                    else:
+                        steps.send(await call.aperform(effect))
+                except Exception as exc:  # noqa: BLE001 - decide() records it
+                    steps.throw(exc)
+        finally:
+            await call.aclose()
         yield self._last_chunk(steps.outcome, live=live)
 
     # ``invoke``/``ainvoke`` hand ``_generate`` no config: pass the call's
@@ -687,10 +773,21 @@ class CascadingChatModel(BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         """Stream the answer; a rejected attempt's tokens are never streamed."""
         config, parent = self._with_run_id(config)
-        async for chunk in super().astream(
-            input, config, stop=stop, **{_STREAM_PARENT: parent}, **kwargs
-        ):
-            yield chunk
+        # The base class does not close ``_astream`` when the consumer closes this
+        # stream early: cancel the call's background tiers here, at once.
+        calls: list[_Call] = []
+        try:
+            async for chunk in super().astream(
+                input,
+                config,
+                stop=stop,
+                **{_STREAM_PARENT: parent, _STREAM_CALLS: calls},
+                **kwargs,
+            ):
+                yield chunk
+        finally:
+            for call in calls:
+                await call.aclose()
 
     def _with_run_id(
         self, config: RunnableConfig | None
@@ -730,7 +827,10 @@ class CascadingChatModel(BaseChatModel):
         timeouts = _timeouts(
             _valid_timeout(kwargs.pop("timeout", self.timeout)), len(self.models)
         )
-        first_tier = _valid_first_tier(kwargs.pop("first_tier", 0), last)
+        latency = self._latency_options(kwargs, structured=structured is not None)
+        first_tier, skip_reason, decision = self._first_tier(
+            kwargs, messages, tools, last
+        )
         _check_call_kwargs(kwargs)
         runnables = [
             _tier_runnable(
@@ -755,7 +855,11 @@ class CascadingChatModel(BaseChatModel):
             max_cost=max_cost,
             formats=self.formatter is not None,
             first_tier=first_tier,
+            skip_reason=skip_reason,
+            route=decision,
+            latency=self._latency,
             timeouts=timeouts,
+            **latency,
         )
         return _Call(
             plan=plan,
@@ -769,6 +873,64 @@ class CascadingChatModel(BaseChatModel):
                 **kwargs,
             },
         )
+
+    def _latency_options(
+        self, kwargs: dict[str, Any], *, structured: bool
+    ) -> dict[str, Any]:
+        """The call's ``speculative``, ``early_abort`` and ``max_latency`` (popped).
+
+        Structured-output calls run sequentially: their tiers' streams are not
+        messages that a gate could judge part by part.
+        """
+        speculative = kwargs.pop("speculative", self.speculative)
+        early_abort = kwargs.pop("early_abort", self.early_abort)
+        max_latency = kwargs.pop("max_latency", self.max_latency)
+        gated = len(self.models) - 1
+        depth = gated if speculative is True else int(speculative or 0)
+        if depth < 0:
+            msg = f"speculative must be a bool or a number of tiers >= 0, got {depth}"
+            raise ValueError(msg)
+        if max_latency is not None and not max_latency > 0:
+            msg = f"max_latency must be a number of seconds > 0, got {max_latency!r}"
+            raise ValueError(msg)
+        return {
+            "speculative": 0 if structured else min(depth, gated),
+            "early_abort": bool(early_abort) and not structured,
+            "max_latency": max_latency,
+        }
+
+    def _first_tier(
+        self,
+        kwargs: dict[str, Any],
+        messages: list[BaseMessage],
+        tools: list[dict[str, Any]],
+        last: int,
+    ) -> tuple[int, str, dict[str, Any] | None]:
+        """The tier the call starts from, why, and the router's decision.
+
+        A call's own ``first_tier`` wins; then sticky escalation (the tier the run
+        or thread already escalated to); then the router.
+        """
+        first_tier = kwargs.pop("first_tier", None)
+        router = kwargs.pop("router", self.router)
+        if first_tier is not None:
+            return _valid_first_tier(first_tier, last), "", None
+        if self.sticky is not None:
+            start = sticky_tier(messages, self.sticky, self.model_names)
+            if start["first_tier"] > 0:
+                return (
+                    _valid_first_tier(start["first_tier"], last),
+                    start["reason"],
+                    None,
+                )
+        if router is None:
+            return 0, "", None
+        decision = route(
+            coerce_router(router),
+            RouteInput(messages=messages, tools=tools),
+            self.model_names,
+        )
+        return decision["first_tier"], f"router: {decision['reason']}", dict(decision)
 
     def _response_metadata(
         self, outcome: Outcome, *, drop_logprobs: bool = False
@@ -850,8 +1012,14 @@ def _tier_runnable(  # noqa: PLR0917 - one call site, named by position
     return tier
 
 
-def _unknown_message(unknown: Sequence[str], known: Iterable[str], where: str) -> str:
-    """``unknown argument 'max_cots' ... (did you mean 'max_cost'?)``."""
+def _unknown_message(
+    unknown: Sequence[str], known: Iterable[str], where: str, *, own: Iterable[str]
+) -> str:
+    """``unknown argument 'max_cots' ... (did you mean 'max_cost'?)``.
+
+    The hint looks among every argument; the list names the cascade's own ones
+    (the chat-model plumbing every LangChain model takes is left out).
+    """
     choices = sorted(known)
     parts = []
     for name in unknown:
@@ -860,7 +1028,8 @@ def _unknown_message(unknown: Sequence[str], known: Iterable[str], where: str) -
         parts.append(f"{name!r}{hint}")
     return (
         f"{where} got unknown argument{'s' if len(parts) > 1 else ''} "
-        f"{', '.join(parts)}; it takes: {', '.join(choices)}"
+        f"{', '.join(parts)}; its own arguments are: {', '.join(sorted(own))} "
+        "(plus those of every LangChain chat model: callbacks, tags, cache...)"
     )
 
 
@@ -1072,20 +1241,32 @@ class _Stepper:
 
 @dataclass
 class _AsyncTierStream:
-    """A live tier streamed asynchronously; ``output`` is set once it is drained."""
+    """A tier streamed asynchronously; ``output`` is set once it is drained.
+
+    Only a ``live`` tier's chunks are passed on. With ``watch``, the stream is
+    stopped (closed, or its background run cancelled) as soon as ``watch``
+    returns ``True``, and ``output`` is the partial answer, ``aborted``.
+    """
 
     source: AsyncIterator[Any]
+    live: bool = True
+    watch: Callable[[AIMessage], bool] | None = None
     timeout: float | None = None
     output: TierOutput | None = None
 
     async def chunks(self) -> AsyncIterator[ChatGenerationChunk]:
-        merged: AIMessageChunk | None = None
-        async for item in self._items():
-            chunk = _as_chunk(item)
-            merged = chunk if merged is None else merged + chunk
-            if (live := _live_chunk(chunk)) is not None:
-                yield live
-        self.output = _merged_output(merged)
+        reader = _ChunkReader(watch=self.watch)
+        items = self._items()
+        try:
+            async for item in items:
+                live = reader.add(item)
+                if self.live and live is not None:
+                    yield live
+                if reader.aborted:
+                    break
+        finally:
+            await _aclose(items)
+        self.output = reader.output()
 
     async def _items(self) -> AsyncIterator[Any]:
         """The source's items; past ``timeout`` in all, closed and timed out.
@@ -1094,8 +1275,11 @@ class _AsyncTierStream:
         time between chunks.
         """
         if self.timeout is None:
-            async for item in self.source:
-                yield item
+            try:
+                async for item in self.source:
+                    yield item
+            finally:
+                await _aclose(self.source)
             return
         at = asyncio.get_running_loop().time() + self.timeout
         try:
@@ -1112,9 +1296,207 @@ class _AsyncTierStream:
                     raise
                 yield item
         finally:
-            aclose = getattr(self.source, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _aclose(self.source)
+
+
+class _ChunkReader:
+    """Merges a tier's chunks, counts them, and asks ``watch`` about each prefix."""
+
+    def __init__(self, watch: Callable[[AIMessage], bool] | None = None) -> None:
+        self.watch = watch
+        self.merged: AIMessageChunk | None = None
+        self.chunks = 0
+        self.aborted = False
+
+    def add(self, item: Any) -> ChatGenerationChunk | None:
+        """Take one streamed item; the chunk to pass on live, if any."""
+        chunk = _as_chunk(item)
+        self.merged = chunk if self.merged is None else self.merged + chunk
+        if chunk.content or chunk.tool_call_chunks:
+            self.chunks += 1
+        if self.watch is not None and self.watch(_partial_message(self.merged)):
+            self.aborted = True
+        return _live_chunk(chunk)
+
+    def output(self) -> TierOutput:
+        if self.aborted:
+            assert self.merged is not None  # noqa: S101 - watch saw a chunk
+            return TierOutput(
+                message=_partial_message(self.merged), aborted=True, chunks=self.chunks
+            )
+        return replace(_merged_output(self.merged), chunks=self.chunks)
+
+    def partial(self) -> Partial:
+        message = None if self.merged is None else _partial_message(self.merged)
+        return Partial(message=message, chunks=self.chunks)
+
+
+def _partial_message(merged: AIMessageChunk) -> AIMessage:
+    message = message_chunk_to_message(merged)
+    assert isinstance(message, AIMessage)  # noqa: S101 - merged AIMessageChunks
+    return message
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _drained(steps: Generator[Any, None, TierOutput]) -> TierOutput:
+    """Run a streaming generator to its end, dropping what it yields."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast("TierOutput", done.value)
+
+
+_CANCEL_WAIT_S = 5.0
+"""How long a sync cancel waits for the tier's thread to close its stream."""
+
+
+class _ThreadTier:
+    """A tier streamed in the background on a thread of its own (sync calls).
+
+    Its chunks are buffered; :meth:`read` replays them and follows the rest.
+    :meth:`cancel` stops it between two chunks, closes its stream (the HTTP
+    response) and joins the thread, waiting up to ``_CANCEL_WAIT_S``: no thread
+    outlives the call (a stream hung without a chunk keeps its thread until the
+    tier's own timeout ends it).
+    """
+
+    def __init__(self, open_stream: Callable[[], Any]) -> None:
+        self._cond = threading.Condition()
+        self._items: list[Any] = []
+        self._done = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(open_stream,),
+            name="cascade-speculative",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, open_stream: Callable[[], Any]) -> None:
+        try:
+            if self._stop.is_set():
+                return
+            stream = open_stream()
+            try:
+                for item in stream:
+                    with self._cond:
+                        self._items.append(item)
+                        self._cond.notify_all()
+                    if self._stop.is_set():
+                        return
+            finally:
+                stream.close()
+        except Exception as exc:  # noqa: BLE001 - handed to the reader
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def read(self) -> Iterator[Any]:
+        """Every item from the first, waiting for new ones; cancels when closed early."""
+        i = 0
+        try:
+            while True:
+                with self._cond:
+                    while i >= len(self._items) and not self._done:
+                        self._cond.wait()
+                    if i < len(self._items):
+                        item = self._items[i]
+                    elif self._error is not None:
+                        raise self._error
+                    else:
+                        return
+                i += 1
+                yield item
+        finally:
+            self.cancel()
+
+    def cancel(self) -> Partial:
+        """Stop the run and report what it had streamed."""
+        self._stop.set()
+        self._thread.join(timeout=_CANCEL_WAIT_S)
+        reader = _ChunkReader()
+        with self._cond:
+            items = list(self._items)
+        for item in items:
+            reader.add(item)
+        return reader.partial()
+
+
+class _TaskTier:
+    """A tier streamed in the background as an asyncio task (async calls).
+
+    :meth:`cancel` cancels the task for real and waits for it: the tier's stream
+    is closed (``aclose``), which closes its HTTP request.
+    """
+
+    def __init__(
+        self, open_stream: Callable[[], AsyncIterator[Any]], timeout: float | None
+    ) -> None:
+        self._items: list[Any] = []
+        self._done = False
+        self._error: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.ensure_future(self._run(open_stream, timeout))
+
+    async def _run(
+        self, open_stream: Callable[[], AsyncIterator[Any]], timeout: float | None
+    ) -> None:
+        stream = open_stream()
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                async for item in stream:
+                    self._items.append(item)
+                    self._changed.set()
+        except TimeoutError as exc:
+            expired = timeout is not None and deadline.expired()
+            self._error = TierTimeoutError(timeout) if timeout and expired else exc
+        except Exception as exc:  # noqa: BLE001 - handed to the reader
+            self._error = exc
+        finally:
+            try:
+                await _aclose(stream)
+            finally:
+                self._done = True
+                self._changed.set()
+
+    async def read(self) -> AsyncIterator[Any]:
+        """Every item from the first, waiting for new ones; cancels when closed early."""
+        i = 0
+        try:
+            while True:
+                if i < len(self._items):
+                    i += 1
+                    yield self._items[i - 1]
+                elif self._done:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                else:
+                    self._changed.clear()
+                    await self._changed.wait()
+        finally:
+            await self.cancel()
+
+    async def cancel(self) -> Partial:
+        """Cancel the task, wait until it has closed its stream, report what it had."""
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        reader = _ChunkReader()
+        for item in self._items:
+            reader.add(item)
+        return reader.partial()
 
 
 def _merged_output(merged: AIMessageChunk | None) -> TierOutput:
@@ -1136,6 +1518,9 @@ class _Call:
     formatter: Runnable[AIMessage, Any] | None
     structured: bool
     call_kwargs: dict[str, Any]
+    threads: dict[int, _ThreadTier] = field(default_factory=dict)
+    tasks: dict[int, _TaskTier] = field(default_factory=dict)
+    sources: list[AsyncIterator[Any]] = field(default_factory=list)
 
     def tier_config(self, tier: int) -> RunnableConfig:
         return self.parent.child_config(
@@ -1165,18 +1550,57 @@ class _Call:
     def streams_live(self, effect: Effect) -> bool:
         return isinstance(effect, CallTier) and effect.live and not self.structured
 
+    def streams(self, effect: Effect) -> bool:
+        """Whether a tier is read as a stream though not live: watched or started."""
+        return isinstance(effect, CallTier) and (
+            effect.watch is not None
+            or effect.tier in self.threads
+            or effect.tier in self.tasks
+        )
+
+    def _open_stream(self, tier: int, timeout: float | None) -> Iterator[Any]:
+        if timeout is None:
+            return stream_nested(
+                self.runnables[tier],
+                self.plan.messages,
+                self.tier_config(tier),
+                **self._tier_kwargs(),
+            )
+        # Cancellable: the tier's async stream on a worker thread.
+        return iterate_async(
+            lambda: self._aopen_stream(tier),
+            timeout=timeout,
+            on_timeout=lambda: TierTimeoutError(timeout),
+        )
+
+    def _aopen_stream(self, tier: int) -> AsyncIterator[Any]:
+        return astream_nested(
+            self.runnables[tier],
+            self.plan.messages,
+            self.tier_config(tier),
+            **self._tier_kwargs(),
+        )
+
+    def close(self) -> None:
+        """Stop every background run still going (the call ended or was closed)."""
+        while self.threads:
+            self.threads.popitem()[1].cancel()
+
+    async def aclose(self) -> None:
+        """Close the call's streams and cancel its background tasks still going."""
+        while self.sources:
+            await _aclose(self.sources.pop())
+        while self.tasks:
+            await self.tasks.popitem()[1].cancel()
+
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
     async def _atier(self, effect: CallTier) -> Any:
-        if self.quiet:
-            return await self.runnables[effect.tier].ainvoke(
-                self.plan.messages, self._quiet_config(), **self._tier_kwargs()
-            )
         return await ainvoke_nested(
             self.runnables[effect.tier],
             self.plan.messages,
-            self.tier_config(effect.tier),
+            self._tier_call_config(effect.tier),
             **self._tier_kwargs(),
         )
 
@@ -1190,21 +1614,35 @@ class _Call:
         """
         return not self.parent.handlers
 
-    def _quiet_config(self) -> RunnableConfig | None:
-        configurable = self.parent.configurable
-        return RunnableConfig(configurable=configurable) if configurable else None
+    def _tier_call_config(self, tier: int) -> RunnableConfig:
+        """The tier's nested run, or, when nobody listens, a config with no run.
+
+        Even then the call runs inside this config (``invoke_nested``), never the
+        ambient one: inside a graph node the ambient config carries the node's
+        handlers (LangGraph's message stream among them), which would see the
+        tier's tokens as if they were the agent's.
+        """
+        if not self.quiet:
+            return self.tier_config(tier)
+        config = RunnableConfig(callbacks=[])
+        if self.parent.configurable:
+            config["configurable"] = dict(self.parent.configurable)
+        return config
 
     def perform(self, effect: Effect) -> Any:
+        if isinstance(effect, StartTier):
+            tier, timeout = effect.tier, self.plan.timeout(effect.tier)
+            self.threads[tier] = _ThreadTier(lambda: self._open_stream(tier, timeout))
+            return None
+        if isinstance(effect, CancelTier):
+            running = self.threads.pop(effect.tier, None)
+            return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            if effect.timeout is None and self.quiet:
-                value = self.runnables[effect.tier].invoke(
-                    self.plan.messages, self._quiet_config(), **self._tier_kwargs()
-                )
-            elif effect.timeout is None:
+            if effect.timeout is None:
                 value = invoke_nested(
                     self.runnables[effect.tier],
                     self.plan.messages,
-                    self.tier_config(effect.tier),
+                    self._tier_call_config(effect.tier),
                     **self._tier_kwargs(),
                 )
             else:  # cancellable: the tier's async path on a worker thread
@@ -1234,6 +1672,15 @@ class _Call:
         return None
 
     async def aperform(self, effect: Effect) -> Any:
+        if isinstance(effect, StartTier):
+            tier = effect.tier
+            self.tasks[tier] = _TaskTier(
+                lambda: self._aopen_stream(tier), self.plan.timeout(tier)
+            )
+            return None
+        if isinstance(effect, CancelTier):
+            task = self.tasks.pop(effect.tier, None)
+            return await task.cancel() if task else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
             deadline = asyncio.timeout(effect.timeout)
             try:
@@ -1272,45 +1719,38 @@ class _Call:
         self, effect: Effect
     ) -> Generator[ChatGenerationChunk, None, TierOutput]:
         assert isinstance(effect, CallTier)  # noqa: S101
-        merged: AIMessageChunk | None = None
-        source: Iterator[Any]
-        if effect.timeout is None:
-            source = stream_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            )
-        else:  # cancellable: the tier's async stream on a worker thread
-            seconds = effect.timeout
-            source = iterate_async(
-                lambda: astream_nested(
-                    self.runnables[effect.tier],
-                    self.plan.messages,
-                    self.tier_config(effect.tier),
-                    **self._tier_kwargs(),
-                ),
-                timeout=seconds,
-                on_timeout=lambda: TierTimeoutError(seconds),
-            )
-        for item in source:
-            chunk = _as_chunk(item)
-            merged = chunk if merged is None else merged + chunk
-            if (live := _live_chunk(chunk)) is not None:
-                yield live
-        return _merged_output(merged)
+        running = self.threads.get(effect.tier)
+        source = (
+            running.read()
+            if running
+            else self._open_stream(effect.tier, effect.timeout)
+        )
+        live = self.streams_live(effect)
+        reader = _ChunkReader(watch=effect.watch)
+        try:
+            for item in source:
+                chunk = reader.add(item)
+                if live and chunk is not None:
+                    yield chunk
+                if reader.aborted:
+                    break
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        return reader.output()
 
     def astream_tier(self, effect: Effect) -> _AsyncTierStream:
         assert isinstance(effect, CallTier)  # noqa: S101
-        return _AsyncTierStream(
-            source=astream_nested(
-                self.runnables[effect.tier],
-                self.plan.messages,
-                self.tier_config(effect.tier),
-                **self._tier_kwargs(),
-            ),
-            timeout=effect.timeout,
+        running = self.tasks.get(effect.tier)
+        streamed = _AsyncTierStream(
+            source=running.read() if running else self._aopen_stream(effect.tier),
+            live=self.streams_live(effect),
+            watch=effect.watch,
+            timeout=None if running else effect.timeout,
         )
+        self.sources.append(streamed.source)
+        return streamed
 
 
 def prepare_call(

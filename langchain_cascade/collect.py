@@ -85,6 +85,7 @@ from langchain_cascade.gates.base import (
     GateResult,
     coerce_gate,
 )
+from langchain_cascade.pricing import sum_known
 
 if TYPE_CHECKING:
     import os
@@ -98,11 +99,16 @@ __all__ = [
     "Evaluator",
     "ExampleRecord",
     "GateRecord",
+    "LangSmithDataset",
+    "ReplayResult",
     "TierRecord",
     "collect",
     "input_hash",
+    "logged_cascades",
     "merge",
     "read_jsonl",
+    "replay_gates",
+    "replay_thresholds",
 ]
 
 Evaluator = Callable[[AIMessage, Any], float]
@@ -600,7 +606,8 @@ class CollectedScores:
             costs: Call costs to use instead of the collected ones (e.g. when
                 the models had no price).
             include_gate_costs: Count what the gates cost.
-            **kwargs: ``min_quality``, ``max_cost`` or ``max_grid``.
+            **kwargs: ``min_quality``, ``max_cost``, ``max_grid``, ``confidence``,
+                ``select_tiers``... (see ``calibrate``).
 
         Returns:
             The calibration result.
@@ -871,6 +878,7 @@ class _Runner:
     keep_answers: bool
     call_kwargs: dict[str, Any] = field(default_factory=dict)
     candidates: Mapping[str, Gate] = field(default_factory=dict)
+    tracers: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         # Compute the cascade's identity (it reprs the gates) once, before the
@@ -893,6 +901,8 @@ class _Runner:
             inheritable_tags=[*config.get("tags", []), "cascade:collect"],
             inheritable_metadata={**config.get("metadata", {}), "collect_index": index},
         )
+        if self.tracers:  # the experiment: this example's run, linked to it
+            manager.add_handler(self.tracers[index], inherit=True)
         messages = _to_messages(value)
         run = manager.on_chain_start(
             {"name": "collect"},
@@ -923,8 +933,21 @@ class _Runner:
         )
         call = prepare_call(self.cascade, messages, parent, dict(self.call_kwargs))
         gates, review = self._recorders()
+        # Every tier answers, one after the other: no budget (cost or latency),
+        # no router or skipped first tiers, no speculation, no formatter.
         call.plan = dataclasses.replace(
-            call.plan, gates=gates, review_gate=review, max_cost=None, formats=False
+            call.plan,
+            gates=gates,
+            review_gate=review,
+            max_cost=None,
+            formats=False,
+            first_tier=0,
+            skip_reason="",
+            route=None,
+            speculative=0,
+            early_abort=False,
+            max_latency=None,
+            latency=None,
         )
         steps = _Stepper(decide(call.plan))
         try:
@@ -1100,6 +1123,8 @@ def collect(
     on_error: Literal["raise", "skip"] = "raise",
     keep_answers: bool = True,
     config: RunnableConfig | None = None,
+    experiment: str | None = None,
+    client: Any = None,
 ) -> CollectedScores:
     """Runs every tier of ``cascade`` on labelled examples and scores every gate.
 
@@ -1140,6 +1165,12 @@ def collect(
             of the result (a rerun with ``path`` retries it).
         keep_answers: Store each answer's text in the file.
         config: Optional base config (callbacks, tags) for every example's run.
+        experiment: Log the run to LangSmith as an experiment of this name on
+            the dataset (``examples`` must be a :class:`LangSmithDataset`):
+            each example's run (its outputs: every tier's record) and its
+            tiers' and gates' runs, linked to the example.
+        client: The ``langsmith.Client`` for ``experiment`` (default: the
+            dataset's).
 
     Returns:
         The arrays, rows in example order (finished examples only).
@@ -1175,6 +1206,9 @@ def collect(
         raise ValueError(msg)
     pairs = _check_pairs(examples)
     mine = _shard_indices(len(pairs), shard)
+    tracers: list[Any] = []
+    if experiment is not None:
+        client, tracers = _experiment_tracers(examples, experiment, client)
     out = Path(path) if path is not None else None
     done: dict[int, ExampleRecord] = {}
     if out is not None:
@@ -1183,7 +1217,9 @@ def collect(
         _repair_tail(out)
     done = {i: r for i, r in done.items() if i in mine}
     run = _Collection(
-        runner=_Runner(chat, evaluate, config, keep_answers, call_kwargs, extra),
+        runner=_Runner(
+            chat, evaluate, config, keep_answers, call_kwargs, extra, tracers
+        ),
         pairs=pairs,
         out=out,
         bar=tqdm(
@@ -1197,7 +1233,11 @@ def collect(
         results=dict(done),
     )
     todo = [i for i in sorted(mine) if i not in done]
-    run.run(todo, max_concurrency, stop=on_error == "raise")
+    try:
+        run.run(todo, max_concurrency, stop=on_error == "raise")
+    finally:
+        if tracers:
+            client.flush(timeout=60)
     if run.first_error is not None:
         if on_error == "raise":
             raise run.first_error
@@ -1252,3 +1292,324 @@ def merge(*paths: str | os.PathLike[str]) -> CollectedScores:
                 raise ValueError(msg)
             records[record.index] = record
     return CollectedScores.from_records(list(records.values()))
+
+
+# --------------------------------------------------------------------------
+# LangSmith: datasets in, experiments out, "what if" over logged traffic
+# --------------------------------------------------------------------------
+
+
+def _single(values: Mapping[str, Any] | None, key: str | None, what: str) -> Any:
+    """One value of an example's inputs or outputs: ``key``'s, else the only one."""
+    if values is None:
+        return None
+    if key is not None:
+        if key not in values:
+            msg = f"the example's {what} have no {key!r} (they have {sorted(values)})"
+            raise KeyError(msg)
+        return values[key]
+    return next(iter(values.values())) if len(values) == 1 else dict(values)
+
+
+class LangSmithDataset(Sequence[tuple[Any, Any]]):
+    """The ``(input, reference)`` pairs of a LangSmith dataset, read by name.
+
+    Pass it to :func:`collect` as ``examples``. Each example's input is its
+    ``inputs[input_key]`` (by default the only input; several inputs stay a
+    dict) and its reference ``outputs[reference_key]`` (likewise). The
+    examples' ids are kept, so ``collect(..., experiment=...)`` can log each
+    run against its example.
+
+    Args:
+        name: The dataset's name.
+        client: A ``langsmith.Client`` (default: one from the environment).
+        input_key: Which input holds the chat model's input.
+        reference_key: Which output holds the reference answer.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        client: Any = None,
+        input_key: str | None = None,
+        reference_key: str | None = None,
+    ) -> None:
+        import langsmith  # noqa: PLC0415 - a dependency of langchain-core
+
+        self.client = client if client is not None else langsmith.Client()
+        self.name = name
+        dataset = self.client.read_dataset(dataset_name=name)
+        self.id = str(dataset.id)
+        examples = list(self.client.list_examples(dataset_id=dataset.id))
+        self.example_ids = [str(e.id) for e in examples]
+        self._pairs = [
+            (
+                _single(e.inputs, input_key, "inputs"),
+                _single(e.outputs, reference_key, "outputs"),
+            )
+            for e in examples
+        ]
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:  # type: ignore[override]
+        return self._pairs[index]
+
+
+def _experiment_tracers(
+    examples: Sequence[tuple[Any, Any]], experiment: str, client: Any
+) -> tuple[Any, list[Any]]:
+    """Creates the experiment project; one tracer factory per example."""
+    from langchain_core.tracers import LangChainTracer  # noqa: PLC0415
+
+    if not isinstance(examples, LangSmithDataset):
+        msg = "experiment= needs examples=LangSmithDataset(...): runs are logged per example"
+        raise TypeError(msg)
+    client = client if client is not None else examples.client
+    client.create_project(
+        experiment,
+        reference_dataset_id=examples.id,
+        metadata={"collect": "langchain-cascade"},
+    )
+    tracers = [
+        LangChainTracer(client=client, project_name=experiment, example_id=example_id)
+        for example_id in examples.example_ids
+    ]
+    return client, tracers
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What alternative thresholds would have done on logged cascade runs.
+
+    Attributes:
+        thresholds: The thresholds replayed, one per non-final tier.
+        n_runs: Cascade runs found in the project.
+        tier_counts: Runs the new policy answers at each tier, among the runs
+            whose outcome the log settles.
+        unknown: Runs the new policy would send to a tier the live call never
+            reached (their answer is not in the log: they need a model call).
+        escalation_rate: Share of settled runs answered past tier 0.
+        live_escalation_rate: The same share in the live runs.
+        cost: Mean cost of the settled runs under the new policy (their
+            attempts up to the new answering tier); ``None`` if unknown.
+        live_cost: Their mean live cost.
+    """
+
+    thresholds: tuple[float, ...]
+    n_runs: int
+    tier_counts: tuple[int, ...]
+    unknown: int
+    escalation_rate: float
+    live_escalation_rate: float
+    cost: float | None
+    live_cost: float | None
+
+
+def _find_cascade(value: Any) -> dict[str, Any] | None:
+    """The ``response_metadata["cascade"]`` dict inside a logged run's outputs."""
+    if isinstance(value, dict):
+        found = value.get("cascade")
+        if isinstance(found, dict) and "attempts" in found:
+            return found
+        children: Iterator[Any] = iter(value.values())
+    elif isinstance(value, list):
+        children = iter(value)
+    else:
+        return None
+    for child in children:
+        if (hit := _find_cascade(child)) is not None:
+            return hit
+    return None
+
+
+def logged_cascades(project_name: str, *, client: Any = None) -> list[dict[str, Any]]:
+    """Every cascade call's metadata logged to a LangSmith project.
+
+    Reads the project's chat-model runs through the langsmith client and keeps
+    those whose answer carries ``response_metadata["cascade"]`` (the attempts,
+    with each gate's score, verdict and cost).
+
+    Args:
+        project_name: The project (tracing project or experiment).
+        client: A ``langsmith.Client`` (default: one from the environment).
+
+    Returns:
+        The metadata dicts, in the order the project returns them.
+    """
+    import langsmith  # noqa: PLC0415
+
+    client = client if client is not None else langsmith.Client()
+    out = []
+    for run in client.list_runs(project_name=project_name, run_type="llm"):
+        found = _find_cascade(run.outputs)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def replay_thresholds(
+    project_name: str, thresholds: Sequence[float], *, client: Any = None
+) -> ReplayResult:
+    """Re-scores alternative thresholds on cascade runs logged to LangSmith.
+
+    No model is called: each logged attempt's gate score is compared with the
+    new threshold of its tier (a missing score, as when a gate raised or a
+    tier failed, never passes). A run the new policy accepts earlier than the
+    live call did is settled from the log (its answer and costs are there); a
+    run it would escalate past the last logged tier is counted ``unknown``.
+
+    Args:
+        project_name: The LangSmith project holding the cascade's runs.
+        thresholds: One per non-final tier.
+        client: A ``langsmith.Client``.
+
+    Returns:
+        The replay's counts and costs.
+
+    Raises:
+        ValueError: When the project holds no cascade runs or the runs have
+            another number of tiers.
+    """
+    metas = logged_cascades(project_name, client=client)
+    if not metas:
+        msg = f"no cascade runs in LangSmith project {project_name!r}"
+        raise ValueError(msg)
+    thr = [float(t) for t in thresholds]
+    counts = [0] * (len(thr) + 1)
+    unknown = 0
+    costs: list[float | None] = []
+    live_costs: list[float | None] = []
+    live_escalated = []
+    for meta in metas:
+        attempts = {int(a["tier"]): a for a in meta["attempts"]}
+        stop = _replayed_stop(attempts, thr)
+        if stop is None:
+            unknown += 1
+            continue
+        counts[stop] += 1
+        spent = [
+            sum_known([attempts[t].get("cost"), attempts[t].get("gate_cost")])
+            for t in range(stop + 1)
+        ]
+        costs.append(sum_known(spent))
+        live_costs.append(meta.get("cost", {}).get("total"))
+        live_escalated.append(bool(meta.get("escalated")))
+    settled = sum(counts)
+
+    def mean(values: list[float | None]) -> float | None:
+        known = sum_known(values)
+        return None if known is None or not values else known / len(values)
+
+    return ReplayResult(
+        thresholds=tuple(thr),
+        n_runs=len(metas),
+        tier_counts=tuple(counts),
+        unknown=unknown,
+        escalation_rate=(settled - counts[0]) / settled if settled else math.nan,
+        live_escalation_rate=(
+            sum(live_escalated) / len(live_escalated) if live_escalated else math.nan
+        ),
+        cost=mean(costs),
+        live_cost=mean(live_costs),
+    )
+
+
+def _replayed_stop(
+    attempts: Mapping[int, Mapping[str, Any]], thr: Sequence[float]
+) -> int | None:
+    """The tier the new thresholds answer at, or ``None`` when the log cannot say."""
+    last = len(thr)
+    for tier in range(last + 1):
+        attempt = attempts.get(tier)
+        if attempt is None:
+            return None
+        if tier == last:
+            return tier
+        score = attempt.get("score")
+        passes = (
+            attempt.get("error") is None
+            and score is not None
+            and not str(attempt.get("reason", "")).startswith(
+                ("gate raised", "structured output")
+            )
+            and float(score) >= thr[tier]
+        )
+        if passes:
+            return tier
+    return None
+
+
+def _revived(value: Any) -> Any:
+    from langchain_core.load import load  # noqa: PLC0415
+
+    return load(value)
+
+
+def _tier_answer(run: Any) -> tuple[list[BaseMessage], AIMessage] | None:
+    """The conversation and answer of one logged tier run (``None`` if absent)."""
+    try:
+        batches = (run.inputs or {}).get("messages") or []
+        messages = [m for m in _revived(batches[0]) if isinstance(m, BaseMessage)]
+        generation = run.outputs["generations"][0][0]
+        message = _revived(generation["message"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return (messages, message) if isinstance(message, AIMessage) else None
+
+
+def replay_gates(
+    project_name: str,
+    gates: Sequence[GateLike],
+    *,
+    client: Any = None,
+) -> list[list[float]]:
+    """Scores other gates on the tier answers logged to a LangSmith project.
+
+    For every cascade run in the project, each tier's logged answer (the run
+    tagged ``cascade:tier:<i>`` under it) is judged by ``gates[i]`` offline: no
+    model is called, except by a gate that calls one itself. A tier the live
+    call never reached scores NaN; a gate that raises scores ``-inf``. With
+    :func:`replay_thresholds`-style reasoning on these scores (or
+    ``calibrate`` when the runs have labels) a user can ask what another gate
+    would have done on last week's traffic.
+
+    Args:
+        project_name: The LangSmith project.
+        gates: One gate per non-final tier.
+        client: A ``langsmith.Client``.
+
+    Returns:
+        One row per cascade run, one score per non-final tier.
+    """
+    import langsmith  # noqa: PLC0415
+
+    client = client if client is not None else langsmith.Client()
+    judged = [coerce_gate(g, where=f"gates[{i}]") for i, g in enumerate(gates)]
+    rows: list[list[float]] = []
+    for run in client.list_runs(project_name=project_name, run_type="llm"):
+        if _find_cascade(run.outputs) is None:
+            continue
+        row = [math.nan] * len(judged)
+        for child in client.list_runs(project_name=project_name, parent_run_id=run.id):
+            tags = [t for t in child.tags or [] if t.startswith("cascade:tier:")]
+            if not tags:
+                continue
+            tier = int(tags[0].rsplit(":", 1)[1])
+            found = _tier_answer(child)
+            if tier >= len(judged) or found is None:
+                continue
+            messages, answer = found
+            gate_input = GateInput(messages=messages, response=answer, tier=tier)
+            try:
+                result = judged[tier].invoke(gate_input)
+            except Exception:  # noqa: BLE001 - fails closed, as live
+                row[tier] = -math.inf
+                continue
+            row[tier] = (
+                float(result.passed) if result.score is None else float(result.score)
+            )
+        rows.append(row)
+    return rows

@@ -123,6 +123,12 @@ class TierSummary:
             attempt's cost is known.
         cost_unknown_attempts: Attempts whose cost is unknown, left out of ``cost``.
         latency: Time per attempt (the model call plus its gate).
+        skipped: Calls that did not try this tier (a router, ``first_tier`` or
+            ``max_latency`` sent them past it).
+        cancelled: Speculative runs of this tier cancelled because an earlier
+            tier's answer passed (not counted in ``attempts``).
+        cancelled_tokens: The tokens those runs spent (prompt and answer).
+        cancelled_cost: Their known cost, also counted in the calls' cost.
     """
 
     tier: int
@@ -136,6 +142,10 @@ class TierSummary:
     cost: float | None
     cost_unknown_attempts: int
     latency: Percentiles
+    skipped: int = 0
+    cancelled: int = 0
+    cancelled_tokens: int = 0
+    cancelled_cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -269,6 +279,8 @@ class MonitorSummary:
             "p90",
             "p99",
             "cost",
+            "skipped",
+            "cancelled",
         )
         rows = [header]
         rows.extend(
@@ -288,6 +300,8 @@ class MonitorSummary:
                 + (
                     f" (+{t.cost_unknown_attempts}?)" if t.cost_unknown_attempts else ""
                 ),
+                str(t.skipped),
+                f"{t.cancelled} ({t.cancelled_tokens} tok)" if t.cancelled else "0",
             )
             for t in self.tiers
         )
@@ -364,6 +378,10 @@ class _TierStats:
     cost: float = 0.0
     cost_known: int = 0
     cost_unknown: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    cancelled_tokens: int = 0
+    cancelled_cost: float = 0.0
 
     def summary(self, tier: int) -> TierSummary:
         return TierSummary(
@@ -378,6 +396,10 @@ class _TierStats:
             cost=self.cost if self.cost_known else None,
             cost_unknown_attempts=self.cost_unknown,
             latency=Percentiles.of(list(self.latencies)),
+            skipped=self.skipped,
+            cancelled=self.cancelled,
+            cancelled_tokens=self.cancelled_tokens,
+            cancelled_cost=self.cancelled_cost,
         )
 
 
@@ -746,6 +768,7 @@ class CascadeMonitor(BaseCallbackHandler):
         tier = _index(meta.get("tier"))
         escalated = bool(meta.get("escalated", tier is not None and tier > 0))
         self._record_attempts(meta.get("attempts"))
+        self._record_latency_modes(meta)
         if tier is not None:
             stats = self._tier(tier)
             stats.answered += 1
@@ -758,6 +781,21 @@ class CascadeMonitor(BaseCallbackHandler):
         self._latencies.append(wall_s)
         self._cost.add(meta.get("cost"))
         return self._slide(escalated=escalated, cascade=cascade, run_id=run_id)
+
+    def _record_latency_modes(self, meta: Mapping[str, Any]) -> None:
+        """Count skipped tiers and cancelled speculative runs."""
+        for skip in _mappings(meta.get("skipped_tiers")):
+            if (tier := _index(skip.get("tier"))) is not None:
+                self._tier(tier).skipped += 1
+        for run in _mappings(meta.get("cancelled_attempts")):
+            if (tier := _index(run.get("tier"))) is None:
+                continue
+            stats = self._tier(tier)
+            stats.cancelled += 1
+            usage = run.get("usage")
+            if isinstance(usage, Mapping):
+                stats.cancelled_tokens += _index(usage.get("total_tokens")) or 0
+            stats.cancelled_cost += _amount(run.get("cost")) or 0.0
 
     def _record_attempts(self, attempts: Sequence[AttemptInfo] | None) -> None:
         # Hand-built or older metadata may lack fields: read what is there.
@@ -878,6 +916,12 @@ def _attempts_time(meta: CascadeMetadata) -> float:
         for a in attempts
         if isinstance(a, Mapping)
     )
+
+
+def _mappings(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, Sequence):
+        return []
+    return [v for v in value if isinstance(v, Mapping)]
 
 
 def _index(value: object) -> int | None:

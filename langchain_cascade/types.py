@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from langchain_core.messages import UsageMetadata
 
@@ -52,6 +52,15 @@ class AttemptInfo(TypedDict):
         gate_usage: Tokens the gate's model calls spent, by model name.
         cost: The tier's cost in dollars, ``None`` when unknown.
         gate_cost: The gate's cost, ``None`` when unknown (0 without model calls).
+        speculative: The tier was started early (``speculative``), at the same
+            time as an earlier one.
+        cancelled: A speculative run cancelled because an earlier tier's answer
+            passed (only in ``cancelled_attempts``).
+        aborted: Stopped while streaming by its gate's verdict on the partial
+            answer (``early_abort``).
+        usage_estimated: ``usage`` is estimated (a run cut short reports none):
+            its streamed chunks as output tokens, the prompt as another tier
+            counted it.
     """
 
     tier: int
@@ -67,6 +76,10 @@ class AttemptInfo(TypedDict):
     gate_usage: dict[str, UsageMetadata]
     cost: float | None
     gate_cost: float | None
+    speculative: bool
+    cancelled: bool
+    aborted: bool
+    usage_estimated: bool
 
 
 class CostReport(TypedDict):
@@ -78,6 +91,7 @@ class CostReport(TypedDict):
         baseline_estimated: Whether the baseline is an estimate (the final tier
             was not called: the chosen answer's tokens at its price).
         savings: ``baseline - total``, ``None`` when either is unknown.
+        speculative: The part of ``total`` spent by cancelled speculative runs.
         currency: Always ``"USD"``.
     """
 
@@ -85,11 +99,12 @@ class CostReport(TypedDict):
     baseline: float | None
     baseline_estimated: bool
     savings: float | None
+    speculative: float | None
     currency: str
 
 
 class SkippedTier(TypedDict):
-    """A tier the call did not try (below ``first_tier``)."""
+    """A tier the call did not try (below ``first_tier``, or left out by ``max_latency``)."""
 
     tier: int
     model: str
@@ -108,7 +123,12 @@ class CascadeMetadata(TypedDict):
         review_reason: Why (empty when not flagged).
         cost: The cost report.
         attempts: Every attempt, in order.
-        skipped_tiers: The tiers below ``first_tier``, not tried.
+        skipped_tiers: The tiers not tried: below ``first_tier`` (the router's
+            choice) or left out by ``max_latency``.
+        cancelled_attempts: Speculative runs cancelled once an earlier answer
+            passed, with what they spent (counted in ``cost`` and the usage).
+        route: The router's decision (``router``, ``first_tier``, ``reason``,
+            ``error``), when a router chose the first tier.
         usage_unknown_tiers: Tiers whose attempt's tokens are unknown; when not
             empty, the answer's ``usage_metadata`` is ``None`` (never a partial sum).
         format_error: Present when the formatter raised (the answer is unformatted).
@@ -123,6 +143,8 @@ class CascadeMetadata(TypedDict):
     attempts: list[AttemptInfo]
     skipped_tiers: list[SkippedTier]
     usage_unknown_tiers: list[int]
+    cancelled_attempts: list[AttemptInfo]
+    route: NotRequired[dict[str, Any]]
     format_error: NotRequired[str]
 
 

@@ -14,7 +14,13 @@ langsmith 0.15.1 / langchain-core 1.8.3) to send it runs::
 
 Endpoints: ``GET /info``; ``POST /runs/multipart`` (optionally
 ``Content-Encoding: zstd``); ``POST /runs/batch``; ``POST /runs``;
-``PATCH /runs/<id>``. Anything else gets a 404 and lands in
+``PATCH /runs/<id>``; and the read side the client's dataset, experiment and
+query methods use: ``POST``/``GET /datasets`` (``?name=``), ``GET
+/datasets/<id>``, ``POST /examples``, ``POST /examples/bulk``, ``GET /examples``
+(``?dataset=&offset=&limit=``), ``POST``/``GET /sessions`` (projects,
+``?name=``) and ``POST /runs/query`` (by project, run type, root-ness, trace,
+parent, ids and reference example; the ``filter`` query language is refused
+with a 400, never answered wrongly). ``add_dataset()`` seeds a dataset directly. Anything else gets a 404 and lands in
 ``unexpected_requests``; bodies that cannot be parsed get a 400 and land in
 ``errors``. Runs are merged by id: the ``post`` body, then every ``patch``'s
 non-null fields. Each merged run also carries ``_received`` (the list of
@@ -80,6 +86,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import email.parser
 import email.policy
 import io
@@ -87,8 +94,9 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self, cast
@@ -203,6 +211,7 @@ class RecordedRequest:
     content_encoding: str | None
     status: int = 0
     run_ids: list[str] = field(default_factory=list)
+    path_query: str = ""
 
 
 class _Server(ThreadingHTTPServer):
@@ -344,6 +353,9 @@ class LangSmithReceiver:
         self._unexpected: list[RecordedRequest] = []
         self._errors: list[str] = []
         self._clients: list[langsmith.Client] = []
+        self._datasets: dict[str, dict[str, Any]] = {}
+        self._examples: dict[str, dict[str, Any]] = {}
+        self._sessions: dict[str, dict[str, Any]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -698,11 +710,14 @@ class LangSmithReceiver:
         lowered = {k.lower(): v for k, v in headers.items()}
         encoding = lowered.get("content-encoding")
         record = RecordedRequest(method, path, headers, raw, raw, encoding)
+        record.path_query = raw_path
         with self._lock:
             self._requests.append(record)
             try:
                 record.body = _decompress(raw, encoding)
-                status, payload = self._route(method, path, lowered, record)
+                status, payload = self._route_read(method, path, record) or self._route(
+                    method, path, lowered, record
+                )
             except Exception as exc:  # answer 400, keep the reason for the test
                 self._errors.append(f"{method} {path}: {type(exc).__name__}: {exc}")
                 status, payload = 400, {"detail": f"{type(exc).__name__}: {exc}"}
@@ -738,6 +753,231 @@ class LangSmithReceiver:
             return 202, {"status": "accepted"}
         return 404, {"detail": "Not Found"}
 
+    # ------------------------------------------------- datasets, examples, runs query
+    def add_dataset(
+        self, name: str, examples: Sequence[Mapping[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """Create a dataset directly (as if made in the LangSmith UI).
+
+        Args:
+            name: The dataset's name.
+            examples: ``{"inputs": {...}, "outputs": {...}}`` items.
+
+        Returns:
+            The stored dataset.
+        """
+        with self._lock:
+            dataset = self._new_dataset({"name": name})
+            for example in examples:
+                self._new_example({**example, "dataset_id": dataset["id"]})
+            return dataset
+
+    @property
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        """Projects (LangSmith "sessions") created through the API, by id."""
+        with self._lock:
+            return {k: dict(v) for k, v in self._sessions.items()}
+
+    def _new_dataset(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        if any(d["name"] == body["name"] for d in self._datasets.values()):
+            raise _ConflictError(f"dataset {body['name']!r} exists")
+        dataset = {
+            "id": str(uuid.uuid4()),
+            "name": body["name"],
+            "description": body.get("description"),
+            "data_type": body.get("data_type", "kv"),
+            "created_at": _now(),
+            "modified_at": _now(),
+            "example_count": 0,
+            "session_count": 0,
+            "inputs_schema_definition": body.get("inputs_schema_definition"),
+            "outputs_schema_definition": body.get("outputs_schema_definition"),
+            "metadata": body.get("extra", {}).get("metadata")
+            if body.get("extra")
+            else None,
+        }
+        self._datasets[dataset["id"]] = dataset
+        return dataset
+
+    def _new_example(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        dataset_id = str(body["dataset_id"])
+        if dataset_id not in self._datasets:
+            raise ValueError(f"no dataset {dataset_id}")
+        example: dict[str, Any] = {
+            "id": str(body.get("id") or uuid.uuid4()),
+            "dataset_id": dataset_id,
+            "inputs": dict(body.get("inputs") or {}),
+            "outputs": body.get("outputs"),
+            "metadata": body.get("metadata"),
+            "split": body.get("split"),
+            "created_at": _now(),
+            "modified_at": _now(),
+        }
+        self._examples[example["id"]] = example
+        self._datasets[dataset_id]["example_count"] += 1
+        return example
+
+    def _route_read(
+        self, method: str, path: str, record: RecordedRequest
+    ) -> tuple[int, Any] | None:
+        """The read side: datasets, examples, projects and the runs query."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(record.path_query).query)
+
+        def one(key: str) -> str | None:
+            values = query.get(key)
+            return values[0] if values else None
+
+        parts = path.strip("/").split("/")
+        try:
+            return self._route_collection(method, parts, query, one, record)
+        except _ConflictError as exc:
+            return 409, {"detail": str(exc)}
+
+    def _route_collection(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, list[str]],
+        one: Callable[[str], str | None],
+        record: RecordedRequest,
+    ) -> tuple[int, Any] | None:
+        routes = {
+            "datasets": self._datasets_route,
+            "examples": self._examples_route,
+            "sessions": self._sessions_route,
+        }
+        if parts[0] in routes:
+            return routes[parts[0]](method, parts, query, one, record)
+        if parts[0] == "runs" and method == "POST" and parts[1:] == ["query"]:
+            return 200, {"runs": self._query_runs(_json(record.body)), "cursors": {}}
+        return None
+
+    def _datasets_route(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, list[str]],
+        one: Callable[[str], str | None],
+        record: RecordedRequest,
+    ) -> tuple[int, Any] | None:
+        if method == "POST" and len(parts) == 1:
+            return 200, self._new_dataset(_json(record.body))
+        if method == "GET" and len(parts) == 2:
+            found = self._datasets.get(parts[1])
+            return (200, found) if found else (404, {"detail": "Not Found"})
+        if method == "GET" and len(parts) == 1:
+            name = one("name")
+            return 200, [
+                d for d in self._datasets.values() if name in (None, d["name"])
+            ]
+        return None
+
+    def _examples_route(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, list[str]],
+        one: Callable[[str], str | None],
+        record: RecordedRequest,
+    ) -> tuple[int, Any] | None:
+        if method == "POST" and parts[1:] == ["bulk"]:
+            return 200, [self._new_example(e) for e in _json(record.body)]
+        if method == "POST" and len(parts) == 1:
+            return 200, self._new_example(_json(record.body))
+        if method == "GET" and len(parts) == 1:
+            wanted = set(query.get("dataset", []))
+            ids = set(query.get("id", []))
+            rows = [
+                e
+                for e in self._examples.values()
+                if (not wanted or e["dataset_id"] in wanted)
+                and (not ids or e["id"] in ids)
+            ]
+            offset, limit = int(one("offset") or 0), int(one("limit") or 100)
+            return 200, rows[offset : offset + limit]
+        return None
+
+    def _sessions_route(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, list[str]],
+        one: Callable[[str], str | None],
+        record: RecordedRequest,
+    ) -> tuple[int, Any] | None:
+        if method == "POST" and len(parts) == 1:
+            body = _json(record.body)
+            session = {
+                "id": str(body.get("id") or uuid.uuid4()),
+                "name": body["name"],
+                "description": body.get("description"),
+                "reference_dataset_id": body.get("reference_dataset_id"),
+                "start_time": body.get("start_time") or _now(),
+                "extra": body.get("extra"),
+                "tenant_id": str(uuid.UUID(int=0)),
+            }
+            if any(x["name"] == session["name"] for x in self._sessions.values()):
+                raise _ConflictError(f"project {session['name']!r} exists")
+            self._sessions[session["id"]] = session
+            return 200, session
+        if method == "GET" and len(parts) == 1:
+            self._implicit_sessions()
+            name = one("name")
+            return 200, [
+                x for x in self._sessions.values() if name in (None, x["name"])
+            ]
+        return None
+
+    def _implicit_sessions(self) -> None:
+        """Projects that runs were traced to without creating them (as LangSmith does)."""
+        known = {x["name"] for x in self._sessions.values()}
+        for run_id in self._order:
+            name = self._materialize(run_id).get("session_name")
+            if name and name not in known:
+                session_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"session:{name}"))
+                self._sessions[session_id] = {
+                    "id": session_id,
+                    "name": name,
+                    "description": None,
+                    "reference_dataset_id": None,
+                    "start_time": _now(),
+                    "extra": None,
+                    "tenant_id": str(uuid.UUID(int=0)),
+                }
+                known.add(name)
+
+    def _query_runs(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``POST /runs/query``: by project, run type, root-ness, trace, parent, ids.
+
+        The ``filter`` / ``trace_filter`` query languages are not implemented:
+        a query that uses them is refused, never answered wrongly.
+        """
+        for unsupported in ("filter", "trace_filter", "tree_filter", "query"):
+            if body.get(unsupported):
+                raise ValueError(f"runs query: {unsupported!r} is not implemented")
+        sessions = {str(s) for s in body.get("session") or []}
+        names = {
+            str(self._sessions[s]["name"]) for s in sessions if s in self._sessions
+        }
+        ids = {str(i) for i in body.get("id") or []}
+        out = []
+        for run_id in self._order:
+            run = self._materialize(run_id)
+            project = run.get("session_name")
+            in_project = project in names or str(run.get("session_id")) in sessions
+            if (sessions and not in_project) or (ids and run_id not in ids):
+                continue
+            if not _run_matches(run, body):
+                continue
+            row = {k: v for k, v in run.items() if not k.startswith("_")}
+            if project in names:
+                row["session_id"] = next(
+                    k for k, v in self._sessions.items() if v["name"] == project
+                )
+            out.append(row)
+        limit = body.get("limit")
+        return out[: int(limit)] if limit else out
+
     def _ingest_multipart(self, content_type: str, body: bytes) -> list[str]:
         ops: dict[tuple[str, str], dict[str, Any]] = {}
         for name, payload in _parse_multipart(content_type, body):
@@ -765,6 +1005,34 @@ class LangSmithReceiver:
             op["id"] = run_id
             stored.append(self._store(kind, op))
         return stored
+
+
+class _ConflictError(Exception):
+    """A name that exists already (answered 409, as LangSmith does)."""
+
+
+def _run_matches(run: Run, body: Mapping[str, Any]) -> bool:
+    """Whether ``run`` passes the query's run type, root, trace and parent filters."""
+    checks = [
+        ("run_type", run.get("run_type")),
+        ("trace", run.get("trace_id")),
+        ("parent_run", run.get("parent_run_id")),
+    ]
+    for key, value in checks:
+        if body.get(key) and str(value) != str(body[key]):
+            return False
+    if body.get("is_root") is not None and (
+        (run.get("parent_run_id") is None) != bool(body["is_root"])
+    ):
+        return False
+    wanted = body.get("reference_example")
+    return not wanted or str(run.get("reference_example_id")) in {
+        str(x) for x in wanted
+    }
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 def _sort_key(run: Run) -> tuple[str, str]:

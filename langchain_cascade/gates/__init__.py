@@ -37,12 +37,14 @@ from langchain_cascade.gates.rules import (
 )
 from langchain_cascade.gates.self_check import SelfCheckGate
 from langchain_cascade.gates.tools import StructuredOutputGate, ToolCallGate
+from langchain_cascade.gates.turns import ByTurn, ToolFirstGate, ToolLoopGate, by_turn
 
 __all__ = [
     "DEFAULT_HEDGING_PHRASES",
     "AllOf",
     "AnyOf",
     "ArithmeticGate",
+    "ByTurn",
     "ConsistencyGate",
     "Gate",
     "GateInput",
@@ -57,9 +59,12 @@ __all__ = [
     "SelfCheckGate",
     "StructuredOutputGate",
     "ToolCallGate",
+    "ToolFirstGate",
+    "ToolLoopGate",
     "Weighted",
     "all_of",
     "any_of",
+    "by_turn",
     "coerce_gate",
     "extract_choice",
     "extract_number",

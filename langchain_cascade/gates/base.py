@@ -222,6 +222,30 @@ class Gate(RunnableSerializable[GateInput, GateResult], ABC):
             The verdict.
         """
 
+    def evaluate_partial(self, gate_input: GateInput) -> GateResult | None:
+        """Judge an answer that is still streaming: can it already be told to fail?
+
+        ``early_abort`` calls this with the answer received so far, many times
+        per answer, so it must be cheap and do no I/O. Return a failing verdict
+        only when no continuation of the answer could pass (a hedging phrase
+        already written stays written); its ``score`` is the best score the
+        finished answer could still reach, ``None`` when unknown. Return
+        ``None`` ("can't tell yet") otherwise. By default a gate cannot judge
+        partial answers, and so never aborts one.
+
+        Args:
+            gate_input: The answer so far (``response`` is the partial message).
+
+        Returns:
+            A failing verdict, or ``None``.
+        """
+        return None
+
+    @property
+    def judges_partial(self) -> bool:
+        """Whether :meth:`evaluate_partial` can ever answer (it is overridden)."""
+        return type(self).evaluate_partial is not Gate.evaluate_partial
+
     async def aevaluate(
         self, gate_input: GateInput, config: RunnableConfig
     ) -> GateResult:

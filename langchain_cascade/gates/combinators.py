@@ -73,6 +73,24 @@ class _Combination(Gate):
                 break
         return self._combine(parts)
 
+    def evaluate_partial(self, gate_input: GateInput) -> GateResult | None:
+        """Combine the parts' verdicts on a partial answer (``None``: can't tell)."""
+        parts = [(g, g.evaluate_partial(gate_input)) for g in self.gates]
+        return self._combine_partial(parts)
+
+    @property
+    def judges_partial(self) -> bool:
+        """Whether the combination can ever fail a partial answer."""
+        return self._partial_needs(g.judges_partial for g in self.gates)
+
+    def _partial_needs(self, judging: Iterable[bool]) -> bool:
+        return any(judging)
+
+    def _combine_partial(
+        self, parts: Sequence[tuple[Gate, GateResult | None]]
+    ) -> GateResult | None:
+        raise NotImplementedError
+
     async def aevaluate(
         self, gate_input: GateInput, config: RunnableConfig
     ) -> GateResult:
@@ -107,6 +125,15 @@ class AllOf(_Combination):
             details=_details(parts),
         )
 
+    def _combine_partial(
+        self, parts: Sequence[tuple[Gate, GateResult | None]]
+    ) -> GateResult | None:
+        # One part that will fail fails the whole.
+        failed = [(g, r) for g, r in parts if r is not None and not r.passed]
+        if not failed:
+            return None
+        return self._combine(failed)
+
 
 class AnyOf(_Combination):
     """Passes when any part passes; stops at the first pass.
@@ -127,6 +154,18 @@ class AnyOf(_Combination):
             usage=sum_usage(r.usage for r in results),
             details=_details(parts),
         )
+
+    def _partial_needs(self, judging: Iterable[bool]) -> bool:
+        return all(judging)
+
+    def _combine_partial(
+        self, parts: Sequence[tuple[Gate, GateResult | None]]
+    ) -> GateResult | None:
+        # Fails only once every part will fail.
+        failed = [(g, r) for g, r in parts if r is not None and not r.passed]
+        if len(failed) < len(parts):
+            return None
+        return self._combine(failed)
 
 
 class Weighted(_Combination):
@@ -150,6 +189,20 @@ class Weighted(_Combination):
 
     def _stop_after(self, result: GateResult) -> bool:
         return False
+
+    def _combine_partial(
+        self, parts: Sequence[tuple[Gate, GateResult | None]]
+    ) -> GateResult | None:
+        # The best weighted score still reachable: a part that can't tell yet, or
+        # whose best reachable score is unknown, may still score 1.
+        best = [
+            (g, r)
+            if r is not None and not r.passed and r.score is not None
+            else (g, GateResult(passed=True, score=1.0, reason="can't tell yet"))
+            for g, r in parts
+        ]
+        verdict = self._combine(best)
+        return None if verdict.passed else verdict
 
     def _combine(self, parts: Sequence[tuple[Gate, GateResult]]) -> GateResult:
         results = [r for _, r in parts]

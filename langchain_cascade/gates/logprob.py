@@ -120,6 +120,10 @@ class LogprobGate(Gate):
     threshold: float = Field(ge=0.0, le=1.0)
     aggregation: Aggregation = "geometric_mean"
     quantile: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_answer_tokens: int | None = Field(default=None, ge=1)
+    """The longest answer the tier can write, for judging a partial answer
+    (``early_abort``); by default the tier's own ``max_tokens``. Without either,
+    only ``"min_prob"`` and ``"first_token_margin"`` judge partial answers."""
 
     def score(self, message: AIMessage) -> float | None:
         """The confidence score of an answer, or ``None`` without logprobs.
@@ -161,3 +165,45 @@ class LogprobGate(Gate):
                 f"{'>=' if passed else '<'} {self.threshold}"
             ),
         )
+
+    def evaluate_partial(self, gate_input: GateInput) -> GateResult | None:
+        """Fail when even a perfectly confident rest of the answer could not pass.
+
+        The rest is assumed to be tokens of probability 1 up to the tier's
+        ``max_tokens`` (or ``max_answer_tokens``): if the best score reachable
+        that way is still under the threshold, the answer will fail.
+        """
+        entries = token_logprobs(gate_input.response)
+        if not entries:
+            return None
+        if self.aggregation == "first_token_margin":
+            best = _first_token_margin(entries)
+        else:
+            lps = [float(e["logprob"]) for e in entries]
+            if self.aggregation == "min_prob":
+                best = _min_prob(lps, self.quantile)
+            else:
+                limit = self.max_answer_tokens or _max_tokens(gate_input.chat_model)
+                if limit is None:
+                    return None
+                rest = [0.0] * max(0, limit - len(lps))
+                best = _AGGREGATIONS[self.aggregation]([*lps, *rest], self.quantile)
+        if best is None or best >= self.threshold:
+            return None
+        return GateResult(
+            passed=False,
+            score=best,
+            reason=(
+                f"{self.aggregation} can reach at most {best:.3f} < {self.threshold} "
+                f"after {len(entries)} tokens"
+            ),
+        )
+
+
+def _max_tokens(model: object) -> int | None:
+    """A chat model's answer-length limit, when it has one of the usual fields."""
+    for name in ("max_tokens", "max_completion_tokens", "num_predict"):
+        value = getattr(model, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

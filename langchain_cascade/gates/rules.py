@@ -83,13 +83,22 @@ class HedgingGate(Gate):
         """Look for the first hedging phrase in the answer."""
         if gate_input.tool_calls_only:
             return GateResult(passed=True, score=1.0, reason="tool calls only")
+        return self._hedge(gate_input) or GateResult(
+            passed=True, score=1.0, reason="no hedging"
+        )
+
+    def evaluate_partial(self, gate_input: GateInput) -> GateResult | None:
+        """Fail as soon as a hedging phrase has been written (it stays written)."""
+        return self._hedge(gate_input)
+
+    def _hedge(self, gate_input: GateInput) -> GateResult | None:
         text = _normalise_apostrophes(gate_input.text).lower()
         for phrase in self.phrases:
             if phrase in text:
                 return GateResult(
                     passed=False, score=0.0, reason=f"hedging phrase {phrase!r}"
                 )
-        return GateResult(passed=True, score=1.0, reason="no hedging")
+        return None
 
 
 class MinLengthGate(Gate):

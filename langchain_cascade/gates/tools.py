@@ -356,6 +356,23 @@ class ToolCallGate(Gate):
             details=details,
         )
 
+    def evaluate_partial(self, gate_input: GateInput) -> GateResult | None:
+        """Fail as soon as a streamed tool call names a tool that is not bound."""
+        bound = [_tool_name_and_schema(t)[0] for t in gate_input.tools]
+        names = [c["name"] for c in gate_input.response.tool_calls]
+        names += [c.get("name") or "" for c in gate_input.response.invalid_tool_calls]
+        # A name streamed in pieces is judged only once no bound name extends it.
+        unknown = [n for n in names if n and not any(b.startswith(n) for b in bound)]
+        if not bound:
+            return None
+        if not unknown:
+            return None
+        return GateResult(
+            passed=False,
+            score=None,
+            reason=f"unknown tool {unknown[0]!r} (bound: {', '.join(bound)})",
+        )
+
     @staticmethod
     def _call_errors(name: str, args: Any, bound: Mapping[str, Any]) -> list[str]:
         if not bound:

