@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.common import markdown_table
-from tests.fault_matrix import FAULTS, Fault, Result, run, warm_up
+from tests.fault_matrix import FAULTS, Fault, Result, run
 from tests.openai_server import OpenAIServer
 
 RESULTS = Path(__file__).parent / "results"
@@ -29,7 +29,6 @@ def run_matrix(runs: int) -> list[tuple[Fault, list[Result]]]:
     """Every fault ``runs`` times in each of its modes."""
     table: list[tuple[Fault, list[Result]]] = []
     with OpenAIServer() as server:
-        warm_up(server)
         for fault in FAULTS:
             results = [
                 run(fault, mode, server) for _ in range(runs) for mode in fault.modes

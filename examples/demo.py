@@ -41,6 +41,7 @@ from examples.demo_cascade import build_cascade, load_thresholds, tier_models
 from examples.questions import Item, demo_questions
 from langchain_cascade import CascadeMonitor
 from langchain_cascade.local_models import (
+    MODELS,
     LocalModels,
     default_cache_dir,
     example_prices,
@@ -239,7 +240,7 @@ def frontier_png(
     ax.set_ylabel("accuracy")
     ax.set_title("Cascade cost-quality frontier")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "demo_frontier.png"
     fig.savefig(path, dpi=110)
@@ -379,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     fitted = load_thresholds()
     items = demo_questions(args.data_dir)[: args.questions]
     started = time.perf_counter()
-    progress("starting the local model servers (the first run downloads ~1.6 GB)...")
+    size = sum(MODELS[n].size for n in fitted["tiers"]) / 1e9
+    progress(
+        f"starting the local model servers (the first run downloads {size:.1f} GB)..."
+    )
     rows, monitor = run(items, fitted, args.ratio)
     report(rows, fitted, args.ratio)
     print("\nMonitor summary (CascadeMonitor):")

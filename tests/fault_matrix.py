@@ -29,7 +29,11 @@ from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
 from langchain_cascade import CascadeError, CascadingChatModel
-from langchain_cascade._sync import WORKER_THREAD_PREFIXES, ensure_running
+from langchain_cascade._sync import (
+    WORKER_THREAD_PREFIXES,
+    ensure_running,
+    pending_tasks,
+)
 from langchain_cascade.gates import (
     Gate,
     GateInput,
@@ -61,7 +65,6 @@ __all__ = [
     "Result",
     "run",
     "snapshot",
-    "warm_up",
 ]
 
 Mode = Literal["invoke", "ainvoke", "stream", "astream"]
@@ -307,6 +310,13 @@ def _other_tasks() -> int:
     return sum(1 for t in asyncio.all_tasks() if t is not current and not t.done())
 
 
+def _leaks(before: Leaks) -> dict[str, int]:
+    leaked = snapshot().minus(before)
+    if (left := pending_tasks()) > 0:  # still running on the package's worker loop
+        leaked["worker tasks"] = left
+    return leaked
+
+
 def settle(before: Leaks, server: OpenAIServer) -> dict[str, int]:
     """What leaked: resources still open after the server is idle and 2 s of grace.
 
@@ -316,10 +326,10 @@ def settle(before: Leaks, server: OpenAIServer) -> dict[str, int]:
     server.wait_idle(5.0)
     deadline = time.monotonic() + 2.0
     while True:
-        leaked = snapshot().minus(before)
+        leaked = _leaks(before)
         if leaked:
             gc.collect()
-            leaked = snapshot().minus(before)
+            leaked = _leaks(before)
         if not leaked or time.monotonic() > deadline:
             return leaked
         time.sleep(0.05)
@@ -503,20 +513,6 @@ async def _async_call(fault: Fault, cascade: Any, mode: Mode, result: Result) ->
     else:
         await consume()
     _classify(result, _merge(chunks))
-
-
-def warm_up(server: OpenAIServer) -> None:
-    """Start what the package keeps for the whole process, before anything is counted.
-
-    A sync call with a ``timeout`` runs its tier on the package's own worker event
-    loop (one thread and its loop, started on first use, stopped at exit): that is
-    no per-call leak, so it is started here, once; whatever a call leaves behind
-    after that counts.
-    """
-    fault = next(f for f in FAULTS if f.timeout is not None)
-    server.reset_script()
-    cascade_for(fault, server).invoke("warm up")
-    server.wait_idle(5.0)
 
 
 def run(fault: Fault, mode: Mode, server: OpenAIServer) -> Result:

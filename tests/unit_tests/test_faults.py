@@ -25,7 +25,6 @@ from tests.fault_matrix import (
     Result,
     run,
     snapshot,
-    warm_up,
 )
 from tests.openai_server import OpenAIServer, answer, hang, reset, status
 
@@ -39,7 +38,6 @@ CASES = [
 @pytest.fixture(scope="module")
 def server() -> Iterator[OpenAIServer]:
     with OpenAIServer() as started:
-        warm_up(started)
         yield started
 
 
