@@ -380,7 +380,10 @@ def test_unknown_constructor_argument_is_refused_with_a_hint() -> None:
         ValueError, match=r"unknown argument 'max_cots' \(did you mean 'max_cost'\?\)"
     ):
         CascadingChatModel(models=tiers("a", "b"), gates=[HedgingGate()], max_cots=0.01)  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="unknown argument 'flavour'; its own arguments are: early_abort, formatter, gates"):
+    with pytest.raises(
+        ValueError,
+        match="unknown argument 'flavour'; its own arguments are: early_abort, formatter, gates",
+    ):
         CascadingChatModel(models=tiers("a"), flavour="x")  # type: ignore[call-arg]
 
 
