@@ -19,13 +19,14 @@ from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.utils.json import parse_json_markdown
 
-from langchain_cascade.gates.base import GateResult
+from langchain_cascade.gates.base import Gate, GateInput, GateResult
 from langchain_cascade.pricing import sum_usage
 
 __all__ = [
     "Batch",
     "Build",
     "Call",
+    "StepGate",
     "Steps",
     "arun",
     "ask",
@@ -151,6 +152,23 @@ async def arun(steps: Steps, config: RunnableConfig) -> GateResult:
         except Exception as exc:  # noqa: BLE001 - thrown into the steps
             error = exc
     return request
+
+
+class StepGate(Gate):
+    """A gate whose logic is :meth:`_steps`, run by :func:`run` or :func:`arun`."""
+
+    def _steps(self, gate_input: GateInput) -> Steps:
+        raise NotImplementedError
+
+    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
+        """Run the gate's steps with blocking model calls."""
+        return run(self._steps(gate_input), config)
+
+    async def aevaluate(
+        self, gate_input: GateInput, config: RunnableConfig
+    ) -> GateResult:
+        """Run the gate's steps with async model calls."""
+        return await arun(self._steps(gate_input), config)
 
 
 def ask(

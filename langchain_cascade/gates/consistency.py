@@ -18,11 +18,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable
 from pydantic import Field
 
-from langchain_cascade.gates._asking import Batch, Steps, arun, run, usage_of
-from langchain_cascade.gates.base import Gate, GateInput, GateResult
+from langchain_cascade.gates._asking import Batch, StepGate, Steps, usage_of
+from langchain_cascade.gates.base import GateInput, GateResult
 from langchain_cascade.gates.numbers import last_number
 
 __all__ = [
@@ -135,7 +135,7 @@ def normalize_text(text: str) -> str | None:
     return normalized or None
 
 
-class ConsistencyGate(Gate):
+class ConsistencyGate(StepGate):
     """Passes when extra samples from the tier's model agree with its answer.
 
     The gate draws ``samples`` more answers to the same conversation from the
@@ -231,13 +231,3 @@ class ConsistencyGate(Gate):
         messages: list[BaseMessage] = list(gate_input.messages)
         outputs = yield Batch(model, [messages] * self.samples)
         return self._result(target, outputs)
-
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Draw the samples with ``model.batch`` and count the agreeing ones."""
-        return run(self._steps(gate_input), config)
-
-    async def aevaluate(
-        self, gate_input: GateInput, config: RunnableConfig
-    ) -> GateResult:
-        """Draw the samples concurrently (``abatch``) and count the agreeing ones."""
-        return await arun(self._steps(gate_input), config)

@@ -7,21 +7,19 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
 from pydantic import Field, field_validator
 
 from langchain_cascade.gates._asking import (
     Call,
+    StepGate,
     Steps,
-    arun,
     ask,
     clip,
     parse_json_reply,
     raw_and_parsed,
-    run,
     usage_of,
 )
-from langchain_cascade.gates.base import Gate, GateInput, GateResult
+from langchain_cascade.gates.base import GateInput, GateResult
 from langchain_cascade.gates.injection import InjectionPolicy, screen_candidate
 
 __all__ = ["DEFAULT_JUDGE_CRITERIA", "JudgeGate", "parse_verdict"]
@@ -125,7 +123,7 @@ def _check_verdict(data: object) -> tuple[bool, int] | None:
     return passed, score
 
 
-class JudgeGate(Gate):
+class JudgeGate(StepGate):
     """LLM-as-judge: a separate model decides whether the answer is right.
 
     The judge sees the question and the candidate answer, and returns
@@ -311,13 +309,3 @@ class JudgeGate(Gate):
             structured=self.structured,
         )
         return self._result(value, method, flags, solved)
-
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Ask the judge for a verdict on the answer."""
-        return run(self._steps(gate_input), config)
-
-    async def aevaluate(
-        self, gate_input: GateInput, config: RunnableConfig
-    ) -> GateResult:
-        """Ask the judge for a verdict on the answer, asynchronously."""
-        return await arun(self._steps(gate_input), config)

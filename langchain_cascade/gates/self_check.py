@@ -7,20 +7,18 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
 from langchain_cascade.gates._asking import (
+    StepGate,
     Steps,
-    arun,
     ask,
     clip,
     parse_json_reply,
     raw_and_parsed,
-    run,
     usage_of,
 )
-from langchain_cascade.gates.base import Gate, GateInput, GateResult
+from langchain_cascade.gates.base import GateInput, GateResult
 
 __all__ = ["SelfCheckGate", "parse_rating"]
 
@@ -87,7 +85,7 @@ def parse_rating(text: str) -> int | None:
     return found.pop() if len(found) == 1 else None
 
 
-class SelfCheckGate(Gate):
+class SelfCheckGate(StepGate):
     """Asks a model how likely the answer is correct, on a 1-5 scale.
 
     By default the tier's own model rates its own answer: the gate replays the
@@ -190,13 +188,3 @@ class SelfCheckGate(Gate):
             structured=self.structured,
         )
         return self._result(value, method)
-
-    def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
-        """Ask the rater for a 1-5 rating of the answer."""
-        return run(self._steps(gate_input), config)
-
-    async def aevaluate(
-        self, gate_input: GateInput, config: RunnableConfig
-    ) -> GateResult:
-        """Ask the rater for a 1-5 rating of the answer, asynchronously."""
-        return await arun(self._steps(gate_input), config)
