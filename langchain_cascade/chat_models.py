@@ -85,14 +85,14 @@ from langchain_cascade._run import (
     TierOutput,
     decide,
 )
-from langchain_cascade._sync import iterate_async, run_coroutine
+from langchain_cascade._sync import in_thread, iterate_async, run_coroutine
 from langchain_cascade._tiers import (
     chat_model_of,
     fingerprint,
     model_name,
     with_tools,
 )
-from langchain_cascade.errors import TierTimeoutError
+from langchain_cascade.errors import GateTimeoutError, TierTimeoutError
 from langchain_cascade.events import (
     FORMATTER_TAG,
     GATE_TAG,
@@ -100,7 +100,7 @@ from langchain_cascade.events import (
     NOSTREAM_TAG,
     tier_tag,
 )
-from langchain_cascade.gates.base import Gate, coerce_gate
+from langchain_cascade.gates.base import Gate, GateResult, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 from langchain_cascade.routing import RouteInput, coerce_router, route
 from langchain_cascade.sticky import StickyScope, sticky_tier
@@ -317,6 +317,15 @@ class CascadingChatModel(BaseChatModel):
     cancels it there and waits until it has stopped. A tier whose own async
     path runs blocking code in a thread cannot be interrupted: the cascade
     stops waiting for it, and that thread ends when the code returns.
+
+    The same value bounds the tier's gate (the review gate on the final tier),
+    with its own clock that starts when the gate does: a gate past it fails
+    closed with reason ``"gate timeout after Xs"`` (escalate; on the final
+    tier, the answer is flagged for review). A gate with an async path of its
+    own (LLM gates, async functions) is cancelled, in sync calls on the same
+    worker loop; a sync-only gate then runs on a thread, which cannot be
+    interrupted: the cascade stops waiting for it, and the thread ends when the
+    gate's code returns.
     """
 
     @model_validator(mode="before")
@@ -1629,6 +1638,52 @@ class _Call:
             config["configurable"] = dict(self.parent.configurable)
         return config
 
+    def _gate(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> GateResult:
+        if self.quiet:
+            return effect.gate.verdict(effect.gate_input, {"callbacks": [usage]})
+        return effect.gate.invoke(effect.gate_input, self.gate_config(effect, usage))
+
+    async def _agate(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> GateResult:
+        if self.quiet:
+            return await effect.gate.averdict(effect.gate_input, {"callbacks": [usage]})
+        return await effect.gate.ainvoke(
+            effect.gate_input, self.gate_config(effect, usage)
+        )
+
+    async def _acall_gate(
+        self, effect: CallGate
+    ) -> tuple[GateResult, dict[str, UsageMetadata]]:
+        usage = UsageMetadataCallbackHandler()
+        if effect.timeout is None:
+            result = await self._agate(effect, usage)
+        else:
+            deadline = asyncio.timeout(effect.timeout)
+            try:
+                async with deadline:
+                    result = await self._bounded_gate(effect, usage)
+            except TimeoutError:
+                if deadline.expired():
+                    raise GateTimeoutError(effect.timeout) from None
+                raise
+        return result, dict(usage.usage_metadata)
+
+    async def _bounded_gate(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> GateResult:
+        """The gate in a form a timeout can stop: its async path, else a thread.
+
+        A gate without an async path of its own would block the event loop (no
+        timeout could fire), so it runs on a thread; past the timeout the cascade
+        stops waiting for that thread, which ends when the gate's code returns.
+        """
+        if effect.gate.runs_async:
+            return await self._agate(effect, usage)
+        return await in_thread(self._gate, effect, usage)
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
             tier, timeout = effect.tier, self.plan.timeout(effect.tier)
@@ -1655,11 +1710,14 @@ class _Call:
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            if self.quiet:
-                result = effect.gate.verdict(effect.gate_input, {"callbacks": [usage]})
-            else:
-                result = effect.gate.invoke(
-                    effect.gate_input, self.gate_config(effect, usage)
+            if effect.timeout is None:
+                result = self._gate(effect, usage)
+            else:  # bounded on the worker loop: cancelled, or waited for no longer
+                seconds = effect.timeout
+                result = run_coroutine(
+                    lambda: self._bounded_gate(effect, usage),
+                    timeout=seconds,
+                    on_timeout=lambda: GateTimeoutError(seconds),
                 )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, CallFormatter):
@@ -1692,16 +1750,7 @@ class _Call:
                 raise
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
-            usage = UsageMetadataCallbackHandler()
-            if self.quiet:
-                result = await effect.gate.averdict(
-                    effect.gate_input, {"callbacks": [usage]}
-                )
-            else:
-                result = await effect.gate.ainvoke(
-                    effect.gate_input, self.gate_config(effect, usage)
-                )
-            return result, dict(usage.usage_metadata)
+            return await self._acall_gate(effect)
         if isinstance(effect, CallFormatter):
             assert self.formatter is not None  # noqa: S101 - plan.formats
             return _formatted(
