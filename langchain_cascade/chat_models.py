@@ -62,7 +62,15 @@ from langchain_core.utils.function_calling import (
     convert_to_openai_tool,
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from langchain_cascade._callbacks import (
     ParentRun,
@@ -258,13 +266,13 @@ class CascadingChatModel(BaseChatModel):
     """Optional Runnable applied to every final answer (returns an AIMessage or
     a string), so answers look alike whichever tier wrote them."""
 
-    speculative: bool | int = False
+    speculative: StrictBool | StrictInt = False
     """Start the next tier at the same time as the current one, for the first
     ``k`` tiers tried (``True``: every gated tier). The run not needed is
     cancelled the moment an answer passes; what it spent is recorded in
     ``cancelled_attempts`` and counted in the cost. A call may pass its own."""
 
-    early_abort: bool = False
+    early_abort: StrictBool = False
     """Stream gated tiers internally and stop one as soon as its gate can tell
     from the partial answer that it will fail (a gate's ``evaluate_partial``);
     the call then escalates at once. A call may pass its own."""
@@ -289,19 +297,16 @@ class CascadingChatModel(BaseChatModel):
     def _coerce_router(cls, value: object) -> object:
         return None if value is None else coerce_router(value)
 
-    @field_validator("speculative")
+    @field_validator("speculative", mode="before")
     @classmethod
-    def _check_speculative(cls, value: int) -> int:
-        if value < 0:
-            msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
-            raise ValueError(msg)
-        return value
+    def _check_speculative(cls, value: object) -> object:
+        return _valid_speculative(value)
 
     max_tokens: int | None = Field(default=None, ge=1)
     """When set, passed to every tier as the call argument ``max_tokens`` (a call
     may pass its own), and traced as ``ls_max_tokens``."""
 
-    streaming: bool = False
+    streaming: StrictBool = False
     """Answer ``invoke`` through the streaming path (the final tier's tokens reach
     token callbacks as they come), as ``streaming=True`` does on other chat models."""
 
@@ -405,18 +410,18 @@ class CascadingChatModel(BaseChatModel):
             raise ValueError(msg)
         if needed > 0 and len(self.gates) not in (1, needed):
             msg = (
-                f"{len(self.models)} models need {needed} gates (one per non-final "
-                f"tier) or 1 gate for all of them, got {len(self.gates)}"
+                f"{len(self.models)} models need {_count(needed, 'gate')} (one per "
+                f"non-final tier) or 1 gate for all of them, got {len(self.gates)}"
             )
             raise ValueError(msg)
         if needed > 1 and len(self.gates) == 1:
             self.gates = self.gates * needed
         if isinstance(self.timeout, list) and len(self.timeout) != len(self.models):
-            msg = (
-                f"timeout has {len(self.timeout)} values for {len(self.models)} "
-                "models: give one value for every tier, or one per tier"
-            )
-            raise ValueError(msg)
+            raise ValueError(_timeout_count_error(len(self.timeout), len(self.models)))
+        # Now, before any call (or a batch's threads) can race for them: both
+        # repr() every gate, and a gate's repr may touch the gate's state.
+        self._identity()
+        _ = self._serialized
         return self
 
     # --- identity --------------------------------------------------------------
@@ -445,6 +450,17 @@ class CascadingChatModel(BaseChatModel):
     ) -> tuple[tuple[str, ...], dict[str, Any], tuple[BaseChatModel, ...]]:
         # Computed once per configuration: it sits on every call's path.
         key = (tuple(map(id, self.models)), tuple(map(id, self.gates)))
+        cached = self._identity_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2], cached[3]
+        # Once at a time: a batch's threads would otherwise all compute it, each
+        # repr() of a gate racing the others (a gate's repr may touch its state).
+        with _IDENTITY_LOCK:
+            return self._compute_identity(key)
+
+    def _compute_identity(
+        self, key: tuple[tuple[int, ...], tuple[int, ...]]
+    ) -> tuple[tuple[str, ...], dict[str, Any], tuple[BaseChatModel, ...]]:
         cached = self._identity_cache
         if cached is None or cached[0] != key:
             self._check_tiers()
@@ -475,7 +491,7 @@ class CascadingChatModel(BaseChatModel):
         if not self.models or (needed > 0 and len(self.gates) != needed):
             msg = (
                 f"the cascade has {len(self.models)} models and {len(self.gates)} "
-                f"gates; it needs {max(needed, 0)} gates (models or gates were "
+                f"gates; it needs {_count(max(needed, 0), 'gate')} (models or gates were "
                 "changed after construction: build a new CascadingChatModel)"
             )
             raise ValueError(msg)
@@ -891,20 +907,19 @@ class CascadingChatModel(BaseChatModel):
         Structured-output calls run sequentially: their tiers' streams are not
         messages that a gate could judge part by part.
         """
-        speculative = kwargs.pop("speculative", self.speculative)
-        early_abort = kwargs.pop("early_abort", self.early_abort)
+        speculative = _valid_speculative(kwargs.pop("speculative", self.speculative))
+        early_abort = _valid_flag(
+            kwargs.pop("early_abort", self.early_abort), "early_abort"
+        )
         max_latency = kwargs.pop("max_latency", self.max_latency)
         gated = len(self.models) - 1
-        depth = gated if speculative is True else int(speculative or 0)
-        if depth < 0:
-            msg = f"speculative must be a bool or a number of tiers >= 0, got {depth}"
-            raise ValueError(msg)
+        depth = gated if speculative is True else int(speculative)
         if max_latency is not None and not max_latency > 0:
             msg = f"max_latency must be a number of seconds > 0, got {max_latency!r}"
             raise ValueError(msg)
         return {
             "speculative": 0 if structured else min(depth, gated),
-            "early_abort": bool(early_abort) and not structured,
+            "early_abort": early_abort and not structured,
             "max_latency": max_latency,
         }
 
@@ -1110,13 +1125,47 @@ def _valid_timeout(value: object) -> Timeout:
 def _timeouts(value: Timeout, tiers: int) -> tuple[float | None, ...]:
     if isinstance(value, list):
         if len(value) != tiers:
-            msg = (
-                f"timeout has {len(value)} values for {tiers} models: give one "
-                "value for every tier, or one per tier"
-            )
-            raise ValueError(msg)
+            raise ValueError(_timeout_count_error(len(value), tiers))
         return tuple(value)
     return (value,) * tiers
+
+
+_IDENTITY_LOCK = threading.RLock()
+"""Guards the first computation of a cascade's identity (then cached)."""
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 gate"``, ``"2 gates"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _timeout_count_error(values: int, tiers: int) -> str:
+    return (
+        f"timeout has {_count(values, 'value')} for {tiers} models: give one "
+        f"value for all tiers, or a list of {tiers} (one per tier)"
+    )
+
+
+def _valid_flag(value: object, name: str) -> bool:
+    """A per-call on/off argument: a bool (a typo such as ``"yes"`` is refused)."""
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    return value
+
+
+def _valid_speculative(value: object) -> bool | int:
+    """``speculative``: a bool or a number of tiers >= 0."""
+    if not isinstance(value, int):  # bool is an int
+        msg = (
+            "speculative must be a bool or a number of tiers >= 0, got "
+            f"{type(value).__name__} {value!r}"
+        )
+        raise TypeError(msg)
+    if value < 0:
+        msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
+        raise ValueError(msg)
+    return value
 
 
 def _valid_first_tier(value: object, last: int) -> int:
