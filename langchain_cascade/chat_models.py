@@ -74,8 +74,10 @@ from pydantic import (
 
 from langchain_cascade._callbacks import (
     ParentRun,
+    agenerate_unobserved,
     ainvoke_nested,
     astream_nested,
+    generate_unobserved,
     invoke_nested,
     stream_nested,
 )
@@ -1654,7 +1656,32 @@ class _Call:
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
+    def _unobserved(self, tier: int) -> BaseChatModel | None:
+        """The tier's chat model when it may be called without a run, else None.
+
+        Nobody listens (``quiet``), the tier is an unwrapped chat model (a
+        wrapper's own logic, such as retries, needs its invoke), and the call is
+        neither structured nor speculative (with speculation, the tiers keep
+        the timing of their runs: a tier 0 that answers sooner than its run
+        would exposed a race in cancelling the tier started beside it, seen in
+        test_latency_server). Then the run LangChain would build around the tier, seen
+        by no one, is skipped: the per-call cost of the quiet path.
+        """
+        runnable = self.runnables[tier]
+        if (
+            self.quiet
+            and not self.structured
+            and not self.plan.speculative
+            and isinstance(runnable, BaseChatModel)
+        ):
+            return runnable
+        return None
+
     async def _atier(self, effect: CallTier) -> Any:
+        if (model := self._unobserved(effect.tier)) is not None:
+            return await agenerate_unobserved(
+                model, self.plan.messages, **self._tier_kwargs()
+            )
         return await ainvoke_nested(
             self.runnables[effect.tier],
             self.plan.messages,
@@ -1742,7 +1769,12 @@ class _Call:
             running = self.threads.pop(effect.tier, None)
             return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            if effect.timeout is None:
+            model = self._unobserved(effect.tier)
+            if effect.timeout is None and model is not None:
+                value = generate_unobserved(
+                    model, self.plan.messages, **self._tier_kwargs()
+                )
+            elif effect.timeout is None:
                 value = invoke_nested(
                     self.runnables[effect.tier],
                     self.plan.messages,
