@@ -34,14 +34,18 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models._utils import _normalize_messages
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import set_config_context
 from langchain_core.runnables.utils import coro_with_context
 
 __all__ = [
     "ParentRun",
+    "agenerate_unobserved",
     "ainvoke_nested",
     "astream_nested",
+    "generate_unobserved",
     "invoke_nested",
     "stream_nested",
 ]
@@ -202,6 +206,51 @@ def _withheld_class(cls: type) -> type | None:
         )
     except Exception:  # noqa: BLE001 - an unsubclassable class: leave it as it is
         return None
+
+
+def generate_unobserved(
+    model: BaseChatModel, messages: list[BaseMessage], **kwargs: Any
+) -> BaseMessage:
+    """``model.invoke(messages, **kwargs)`` for a call no handler listens to.
+
+    The model's own generation (its cache, rate limiter, ``output_version``,
+    response metadata) without the run machinery around it: no callback manager,
+    no run, no traced params, which nobody would see. Only for unwrapped chat
+    models called when no handler listens (the cascade's quiet path).
+
+    Args:
+        model: The chat model.
+        messages: The conversation.
+        **kwargs: Call arguments (``stop`` among them).
+
+    Returns:
+        The answer.
+    """
+    stop = kwargs.pop("stop", None)
+    result = model._generate_with_cache(
+        _normalize_messages(messages), stop=stop, run_manager=None, **kwargs
+    )
+    return result.generations[0].message
+
+
+async def agenerate_unobserved(
+    model: BaseChatModel, messages: list[BaseMessage], **kwargs: Any
+) -> BaseMessage:
+    """The async :func:`generate_unobserved`.
+
+    Args:
+        model: The chat model.
+        messages: The conversation.
+        **kwargs: Call arguments (``stop`` among them).
+
+    Returns:
+        The answer.
+    """
+    stop = kwargs.pop("stop", None)
+    result = await model._agenerate_with_cache(
+        _normalize_messages(messages), stop=stop, run_manager=None, **kwargs
+    )
+    return result.generations[0].message
 
 
 def invoke_nested(

@@ -22,7 +22,11 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
 
-from langchain_cascade.errors import CascadeError, TierTimeoutError
+from langchain_cascade.errors import (
+    CascadeError,
+    GateTimeoutError,
+    TierTimeoutError,
+)
 from langchain_cascade.events import ESCALATION_EVENT, REVIEW_EVENT
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 from langchain_cascade.pricing import PriceTable, price_of, sum_known, sum_usage
@@ -260,11 +264,15 @@ class Partial:
 class CallGate:
     """Effect: run ``gate`` on ``gate_input``; the driver answers ``(result, usage)``.
 
-    ``usage`` maps each model the gate called to the tokens it spent.
+    ``usage`` maps each model the gate called to the tokens it spent. With a
+    ``timeout`` (the tier's), the driver stops waiting for the gate past that many
+    seconds (cancelling it where it can) and throws
+    :class:`~langchain_cascade.errors.GateTimeoutError`.
     """
 
     gate: Gate
     gate_input: GateInput
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -384,8 +392,10 @@ def _judge(
     started = time.perf_counter()
     usage: dict[str, UsageMetadata] = {}
     try:
-        value, usage = yield CallGate(gate, gate_input)
+        value, usage = yield CallGate(gate, gate_input, timeout=plan.timeout(tier))
         result = GateResult.coerce(value, name=gate.gate_name)
+    except GateTimeoutError as exc:
+        result = GateResult(passed=False, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - a broken gate must not lose the call
         result = GateResult(passed=False, reason=f"gate raised {_error_text(exc)}")
     attempt.gate_latency_s = time.perf_counter() - started

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 __all__ = [
     "WORKER_THREAD_PREFIXES",
     "ensure_running",
+    "in_thread",
     "iterate_async",
     "pending_tasks",
     "run_coroutine",
@@ -163,6 +164,26 @@ def run_coroutine(
     if not finished:
         raise on_timeout() if on_timeout else TimeoutError()
     return value  # type: ignore[no-any-return]
+
+
+async def in_thread(func: Callable[..., T], *args: Any) -> T:
+    """Await ``func(*args)`` run on the worker loop's thread pool, in a context copy.
+
+    Like ``asyncio.to_thread``, but on the package's pool, from any event loop:
+    a thread that cannot be interrupted (a blocked sync gate past its timeout)
+    then holds up neither the caller's loop nor its shutdown (``asyncio.run``
+    waits for its own default executor's threads).
+
+    Args:
+        func: The blocking function.
+        *args: Its arguments.
+
+    Returns:
+        What ``func`` returned.
+    """
+    context = contextvars.copy_context()
+    future = _get_runner().executor.submit(context.run, func, *args)
+    return await asyncio.wrap_future(future)
 
 
 _DONE = object()

@@ -63,7 +63,12 @@ def chat_model_of(tier: object, *, where: str) -> BaseChatModel:
             current = current.default
         else:
             break
+    if isinstance(tier, type):
+        name = tier.__name__
+        msg = f"{where} is the class {name}: pass an instance, {name}(...)"
+        raise TypeError(msg)
     kind = type(tier).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
     hint = ""
     if type(current).__name__ == "RunnableWithFallbacks":
         hint = ": its fallbacks are other models, give them as the next tiers"
@@ -72,7 +77,10 @@ def chat_model_of(tier: object, *, where: str) -> BaseChatModel:
             " (a chain's output is not a chat model's answer; accepted wrappers: "
             "bind, with_config, with_retry, configurable_fields)"
         )
-    msg = f"{where} is a {kind}, not a chat model (langchain_core BaseChatModel){hint}"
+    msg = (
+        f"{where} is {article} {kind}, not a chat model "
+        f"(langchain_core BaseChatModel){hint}"
+    )
     raise TypeError(msg)
 
 

@@ -62,12 +62,22 @@ from langchain_core.utils.function_calling import (
     convert_to_openai_tool,
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from langchain_cascade._callbacks import (
     ParentRun,
+    agenerate_unobserved,
     ainvoke_nested,
     astream_nested,
+    generate_unobserved,
     invoke_nested,
     stream_nested,
 )
@@ -85,14 +95,14 @@ from langchain_cascade._run import (
     TierOutput,
     decide,
 )
-from langchain_cascade._sync import iterate_async, run_coroutine
+from langchain_cascade._sync import in_thread, iterate_async, run_coroutine
 from langchain_cascade._tiers import (
     chat_model_of,
     fingerprint,
     model_name,
     with_tools,
 )
-from langchain_cascade.errors import TierTimeoutError
+from langchain_cascade.errors import GateTimeoutError, TierTimeoutError
 from langchain_cascade.events import (
     FORMATTER_TAG,
     GATE_TAG,
@@ -100,7 +110,7 @@ from langchain_cascade.events import (
     NOSTREAM_TAG,
     tier_tag,
 )
-from langchain_cascade.gates.base import Gate, coerce_gate
+from langchain_cascade.gates.base import Gate, GateResult, coerce_gate
 from langchain_cascade.pricing import ModelPrice
 from langchain_cascade.routing import RouteInput, coerce_router, route
 from langchain_cascade.sticky import StickyScope, sticky_tier
@@ -258,13 +268,13 @@ class CascadingChatModel(BaseChatModel):
     """Optional Runnable applied to every final answer (returns an AIMessage or
     a string), so answers look alike whichever tier wrote them."""
 
-    speculative: bool | int = False
+    speculative: StrictBool | StrictInt = False
     """Start the next tier at the same time as the current one, for the first
     ``k`` tiers tried (``True``: every gated tier). The run not needed is
     cancelled the moment an answer passes; what it spent is recorded in
     ``cancelled_attempts`` and counted in the cost. A call may pass its own."""
 
-    early_abort: bool = False
+    early_abort: StrictBool = False
     """Stream gated tiers internally and stop one as soon as its gate can tell
     from the partial answer that it will fail (a gate's ``evaluate_partial``);
     the call then escalates at once. A call may pass its own."""
@@ -289,19 +299,16 @@ class CascadingChatModel(BaseChatModel):
     def _coerce_router(cls, value: object) -> object:
         return None if value is None else coerce_router(value)
 
-    @field_validator("speculative")
+    @field_validator("speculative", mode="before")
     @classmethod
-    def _check_speculative(cls, value: int) -> int:
-        if value < 0:
-            msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
-            raise ValueError(msg)
-        return value
+    def _check_speculative(cls, value: object) -> object:
+        return _valid_speculative(value)
 
     max_tokens: int | None = Field(default=None, ge=1)
     """When set, passed to every tier as the call argument ``max_tokens`` (a call
     may pass its own), and traced as ``ls_max_tokens``."""
 
-    streaming: bool = False
+    streaming: StrictBool = False
     """Answer ``invoke`` through the streaming path (the final tier's tokens reach
     token callbacks as they come), as ``streaming=True`` does on other chat models."""
 
@@ -317,6 +324,15 @@ class CascadingChatModel(BaseChatModel):
     cancels it there and waits until it has stopped. A tier whose own async
     path runs blocking code in a thread cannot be interrupted: the cascade
     stops waiting for it, and that thread ends when the code returns.
+
+    The same value bounds the tier's gate (the review gate on the final tier),
+    with its own clock that starts when the gate does: a gate past it fails
+    closed with reason ``"gate timeout after Xs"`` (escalate; on the final
+    tier, the answer is flagged for review). A gate with an async path of its
+    own (LLM gates, async functions) is cancelled, in sync calls on the same
+    worker loop; a sync-only gate then runs on a thread, which cannot be
+    interrupted: the cascade stops waiting for it, and the thread ends when the
+    gate's code returns.
     """
 
     @model_validator(mode="before")
@@ -396,18 +412,18 @@ class CascadingChatModel(BaseChatModel):
             raise ValueError(msg)
         if needed > 0 and len(self.gates) not in (1, needed):
             msg = (
-                f"{len(self.models)} models need {needed} gates (one per non-final "
-                f"tier) or 1 gate for all of them, got {len(self.gates)}"
+                f"{len(self.models)} models need {_count(needed, 'gate')} (one per "
+                f"non-final tier) or 1 gate for all of them, got {len(self.gates)}"
             )
             raise ValueError(msg)
         if needed > 1 and len(self.gates) == 1:
             self.gates = self.gates * needed
         if isinstance(self.timeout, list) and len(self.timeout) != len(self.models):
-            msg = (
-                f"timeout has {len(self.timeout)} values for {len(self.models)} "
-                "models: give one value for every tier, or one per tier"
-            )
-            raise ValueError(msg)
+            raise ValueError(_timeout_count_error(len(self.timeout), len(self.models)))
+        # Now, before any call (or a batch's threads) can race for them: both
+        # repr() every gate, and a gate's repr may touch the gate's state.
+        self._identity()
+        _ = self._serialized
         return self
 
     # --- identity --------------------------------------------------------------
@@ -436,6 +452,17 @@ class CascadingChatModel(BaseChatModel):
     ) -> tuple[tuple[str, ...], dict[str, Any], tuple[BaseChatModel, ...]]:
         # Computed once per configuration: it sits on every call's path.
         key = (tuple(map(id, self.models)), tuple(map(id, self.gates)))
+        cached = self._identity_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2], cached[3]
+        # Once at a time: a batch's threads would otherwise all compute it, each
+        # repr() of a gate racing the others (a gate's repr may touch its state).
+        with _IDENTITY_LOCK:
+            return self._compute_identity(key)
+
+    def _compute_identity(
+        self, key: tuple[tuple[int, ...], tuple[int, ...]]
+    ) -> tuple[tuple[str, ...], dict[str, Any], tuple[BaseChatModel, ...]]:
         cached = self._identity_cache
         if cached is None or cached[0] != key:
             self._check_tiers()
@@ -466,7 +493,7 @@ class CascadingChatModel(BaseChatModel):
         if not self.models or (needed > 0 and len(self.gates) != needed):
             msg = (
                 f"the cascade has {len(self.models)} models and {len(self.gates)} "
-                f"gates; it needs {max(needed, 0)} gates (models or gates were "
+                f"gates; it needs {_count(max(needed, 0), 'gate')} (models or gates were "
                 "changed after construction: build a new CascadingChatModel)"
             )
             raise ValueError(msg)
@@ -882,20 +909,19 @@ class CascadingChatModel(BaseChatModel):
         Structured-output calls run sequentially: their tiers' streams are not
         messages that a gate could judge part by part.
         """
-        speculative = kwargs.pop("speculative", self.speculative)
-        early_abort = kwargs.pop("early_abort", self.early_abort)
+        speculative = _valid_speculative(kwargs.pop("speculative", self.speculative))
+        early_abort = _valid_flag(
+            kwargs.pop("early_abort", self.early_abort), "early_abort"
+        )
         max_latency = kwargs.pop("max_latency", self.max_latency)
         gated = len(self.models) - 1
-        depth = gated if speculative is True else int(speculative or 0)
-        if depth < 0:
-            msg = f"speculative must be a bool or a number of tiers >= 0, got {depth}"
-            raise ValueError(msg)
+        depth = gated if speculative is True else int(speculative)
         if max_latency is not None and not max_latency > 0:
             msg = f"max_latency must be a number of seconds > 0, got {max_latency!r}"
             raise ValueError(msg)
         return {
             "speculative": 0 if structured else min(depth, gated),
-            "early_abort": bool(early_abort) and not structured,
+            "early_abort": early_abort and not structured,
             "max_latency": max_latency,
         }
 
@@ -1101,13 +1127,47 @@ def _valid_timeout(value: object) -> Timeout:
 def _timeouts(value: Timeout, tiers: int) -> tuple[float | None, ...]:
     if isinstance(value, list):
         if len(value) != tiers:
-            msg = (
-                f"timeout has {len(value)} values for {tiers} models: give one "
-                "value for every tier, or one per tier"
-            )
-            raise ValueError(msg)
+            raise ValueError(_timeout_count_error(len(value), tiers))
         return tuple(value)
     return (value,) * tiers
+
+
+_IDENTITY_LOCK = threading.RLock()
+"""Guards the first computation of a cascade's identity (then cached)."""
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 gate"``, ``"2 gates"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _timeout_count_error(values: int, tiers: int) -> str:
+    return (
+        f"timeout has {_count(values, 'value')} for {tiers} models: give one "
+        f"value for all tiers, or a list of {tiers} (one per tier)"
+    )
+
+
+def _valid_flag(value: object, name: str) -> bool:
+    """A per-call on/off argument: a bool (a typo such as ``"yes"`` is refused)."""
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    return value
+
+
+def _valid_speculative(value: object) -> bool | int:
+    """``speculative``: a bool or a number of tiers >= 0."""
+    if not isinstance(value, int):  # bool is an int
+        msg = (
+            "speculative must be a bool or a number of tiers >= 0, got "
+            f"{type(value).__name__} {value!r}"
+        )
+        raise TypeError(msg)
+    if value < 0:
+        msg = f"speculative must be a bool or a number of tiers >= 0, got {value}"
+        raise ValueError(msg)
+    return value
 
 
 def _valid_first_tier(value: object, last: int) -> int:
@@ -1596,7 +1656,32 @@ class _Call:
     def _tier_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.call_kwargs.items() if v is not None}
 
+    def _unobserved(self, tier: int) -> BaseChatModel | None:
+        """The tier's chat model when it may be called without a run, else None.
+
+        Nobody listens (``quiet``), the tier is an unwrapped chat model (a
+        wrapper's own logic, such as retries, needs its invoke), and the call is
+        neither structured nor speculative (with speculation, the tiers keep
+        the timing of their runs: a tier 0 that answers sooner than its run
+        would exposed a race in cancelling the tier started beside it, seen in
+        test_latency_server). Then the run LangChain would build around the tier, seen
+        by no one, is skipped: the per-call cost of the quiet path.
+        """
+        runnable = self.runnables[tier]
+        if (
+            self.quiet
+            and not self.structured
+            and not self.plan.speculative
+            and isinstance(runnable, BaseChatModel)
+        ):
+            return runnable
+        return None
+
     async def _atier(self, effect: CallTier) -> Any:
+        if (model := self._unobserved(effect.tier)) is not None:
+            return await agenerate_unobserved(
+                model, self.plan.messages, **self._tier_kwargs()
+            )
         return await ainvoke_nested(
             self.runnables[effect.tier],
             self.plan.messages,
@@ -1629,6 +1714,52 @@ class _Call:
             config["configurable"] = dict(self.parent.configurable)
         return config
 
+    def _gate(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> GateResult:
+        if self.quiet:
+            return effect.gate.verdict(effect.gate_input, {"callbacks": [usage]})
+        return effect.gate.invoke(effect.gate_input, self.gate_config(effect, usage))
+
+    async def _agate(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> GateResult:
+        if self.quiet:
+            return await effect.gate.averdict(effect.gate_input, {"callbacks": [usage]})
+        return await effect.gate.ainvoke(
+            effect.gate_input, self.gate_config(effect, usage)
+        )
+
+    async def _acall_gate(
+        self, effect: CallGate
+    ) -> tuple[GateResult, dict[str, UsageMetadata]]:
+        usage = UsageMetadataCallbackHandler()
+        if effect.timeout is None:
+            result = await self._agate(effect, usage)
+        else:
+            deadline = asyncio.timeout(effect.timeout)
+            try:
+                async with deadline:
+                    result = await self._bounded_gate(effect, usage)
+            except TimeoutError:
+                if deadline.expired():
+                    raise GateTimeoutError(effect.timeout) from None
+                raise
+        return result, dict(usage.usage_metadata)
+
+    async def _bounded_gate(
+        self, effect: CallGate, usage: UsageMetadataCallbackHandler
+    ) -> GateResult:
+        """The gate in a form a timeout can stop: its async path, else a thread.
+
+        A gate without an async path of its own would block the event loop (no
+        timeout could fire), so it runs on a thread; past the timeout the cascade
+        stops waiting for that thread, which ends when the gate's code returns.
+        """
+        if effect.gate.runs_async:
+            return await self._agate(effect, usage)
+        return await in_thread(self._gate, effect, usage)
+
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartTier):
             tier, timeout = effect.tier, self.plan.timeout(effect.tier)
@@ -1638,7 +1769,12 @@ class _Call:
             running = self.threads.pop(effect.tier, None)
             return running.cancel() if running else Partial(message=None, chunks=0)
         if isinstance(effect, CallTier):
-            if effect.timeout is None:
+            model = self._unobserved(effect.tier)
+            if effect.timeout is None and model is not None:
+                value = generate_unobserved(
+                    model, self.plan.messages, **self._tier_kwargs()
+                )
+            elif effect.timeout is None:
                 value = invoke_nested(
                     self.runnables[effect.tier],
                     self.plan.messages,
@@ -1655,11 +1791,14 @@ class _Call:
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
             usage = UsageMetadataCallbackHandler()
-            if self.quiet:
-                result = effect.gate.verdict(effect.gate_input, {"callbacks": [usage]})
-            else:
-                result = effect.gate.invoke(
-                    effect.gate_input, self.gate_config(effect, usage)
+            if effect.timeout is None:
+                result = self._gate(effect, usage)
+            else:  # bounded on the worker loop: cancelled, or waited for no longer
+                seconds = effect.timeout
+                result = run_coroutine(
+                    lambda: self._bounded_gate(effect, usage),
+                    timeout=seconds,
+                    on_timeout=lambda: GateTimeoutError(seconds),
                 )
             return result, dict(usage.usage_metadata)
         if isinstance(effect, CallFormatter):
@@ -1692,16 +1831,7 @@ class _Call:
                 raise
             return _tier_output(value, structured=self.structured)
         if isinstance(effect, CallGate):
-            usage = UsageMetadataCallbackHandler()
-            if self.quiet:
-                result = await effect.gate.averdict(
-                    effect.gate_input, {"callbacks": [usage]}
-                )
-            else:
-                result = await effect.gate.ainvoke(
-                    effect.gate_input, self.gate_config(effect, usage)
-                )
-            return result, dict(usage.usage_metadata)
+            return await self._acall_gate(effect)
         if isinstance(effect, CallFormatter):
             assert self.formatter is not None  # noqa: S101 - plan.formats
             return _formatted(

@@ -7,7 +7,7 @@ from typing import Any, Protocol, cast
 
 from langchain_cascade.types import AttemptInfo
 
-__all__ = ["CascadeError", "TierTimeoutError"]
+__all__ = ["CascadeError", "GateTimeoutError", "TierTimeoutError"]
 
 
 class _Reports(Protocol):
@@ -70,3 +70,18 @@ class TierTimeoutError(TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (TierTimeoutError, (self.seconds,))
+
+
+class GateTimeoutError(TimeoutError):
+    """A gate took longer than its tier's ``timeout``; the gate failed closed.
+
+    Attributes:
+        seconds: The timeout it passed.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"gate timeout after {seconds:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (GateTimeoutError, (self.seconds,))

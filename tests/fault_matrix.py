@@ -239,6 +239,8 @@ FAULTS: tuple[Fault, ...] = (
           modes=ASYNC_MODES, disconnect=CHEAP),
     Fault("caller cancels mid-gate", "cancelled", gate=HangingGate,
           modes=ASYNC_MODES),
+    Fault("gate hangs (cascade timeout)", "escalated", "gate timeout after 0.3s",
+          gate=HangingGate, timeout=0.3),
     Fault("caller closes the stream", "cancelled",
           script=_both(answer(logprob=LOW_CONFIDENCE),
                        answer(token_delay_s=0.05)),

@@ -246,6 +246,16 @@ class Gate(RunnableSerializable[GateInput, GateResult], ABC):
         """Whether :meth:`evaluate_partial` can ever answer (it is overridden)."""
         return type(self).evaluate_partial is not Gate.evaluate_partial
 
+    @property
+    def runs_async(self) -> bool:
+        """Whether the gate has an async path of its own (``aevaluate`` overridden).
+
+        The cascade bounds such a gate by cancelling it; a gate without one runs
+        :meth:`evaluate` on a thread when a timeout bounds it (a thread cannot be
+        interrupted: past the timeout the cascade stops waiting for it).
+        """
+        return type(self).aevaluate is not Gate.aevaluate
+
     async def aevaluate(
         self, gate_input: GateInput, config: RunnableConfig
     ) -> GateResult:
@@ -360,6 +370,14 @@ class RunnableGate(Gate):
     def gate_name(self) -> str:
         """The wrapped function's or Runnable's name."""
         return self.name or self.runnable.get_name()
+
+    @property
+    def runs_async(self) -> bool:
+        """Whether the wrapped Runnable has an async path (an async function's has)."""
+        runnable = self.runnable
+        if isinstance(runnable, RunnableLambda):
+            return hasattr(runnable, "afunc")
+        return type(runnable).ainvoke is not Runnable.ainvoke
 
     def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
         """Call the wrapped Runnable and coerce its answer."""

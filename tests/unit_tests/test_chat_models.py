@@ -226,7 +226,7 @@ def test_gate_returning_nonsense_fails_closed() -> None:
             {"models": tiers("a", "b", "c"), "gates": [HedgingGate()] * 3},
             "3 models need 2 gates (one per non-final tier) or 1 gate",
         ),
-        ({"models": tiers("a", "b")}, "2 models need 1 gates"),
+        ({"models": tiers("a", "b")}, "2 models need 1 gate "),
         ({"models": tiers("a"), "gates": [HedgingGate()]}, "one model needs no gates"),
         ({"models": tiers("a", "b"), "gates": [42]}, "gates[0] must be a Gate"),
         ({"models": tiers("a"), "review_gate": "strict"}, "review_gate must be a Gate"),

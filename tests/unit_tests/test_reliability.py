@@ -642,7 +642,7 @@ def test_a_childs_own_timeout_error_is_not_the_cascade_timeout() -> None:
     [
         ({"timeout": -1}, "timeout must be a finite number of seconds greater than 0"),
         ({"timeout": "5"}, "timeout must be a number of seconds or None, got str"),
-        ({"timeout": [1.0]}, "timeout has 1 values for 2 models"),
+        ({"timeout": [1.0]}, "timeout has 1 value for 2 models"),
         ({"timeout": [1.0, float("inf")]}, r"timeout\[1\] must be a finite number"),
     ],
 )
