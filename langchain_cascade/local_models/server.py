@@ -523,7 +523,15 @@ def _chat_openai(base_url: str, model: str, **kwargs: Any) -> ChatOpenAI:
             "`local` extra: pip install 'langchain-cascade[local]'"
         )
         raise ImportError(msg) from exc
-    params: dict[str, Any] = {"base_url": base_url, "api_key": "local", "model": model}
+    # llama.cpp's server reports usage on a stream's last chunk when asked, and
+    # ChatOpenAI asks only for OpenAI's own endpoint: ask here too, so streamed
+    # answers (and the cascade's totals) know their tokens.
+    params: dict[str, Any] = {
+        "base_url": base_url,
+        "api_key": "local",
+        "model": model,
+        "stream_usage": True,
+    }
     params.update(kwargs)
     return ChatOpenAI(**params)
 
