@@ -181,9 +181,11 @@ class CascadingChatModel(BaseChatModel):
     names: read either the children's entries or the cascade's, not their sum.
 
     Setup:
+        Not on PyPI yet: install from a checkout (README "Install").
+
         .. code-block:: bash
 
-            pip install langchain-cascade
+            pip install -c constraints.txt -e .
 
     Instantiate:
         .. code-block:: python

@@ -17,7 +17,7 @@ to a JSON-lines file at once, and a rerun skips every example already there
 (matched by its index and a hash of its input).
 
 Needs the ``calibration`` extra (numpy; matplotlib for plots):
-``pip install "langchain-cascade[calibration]"``. numpy is imported only when
+``pip install -e ".[calibration]"`` from a checkout. numpy is imported only when
 arrays are built, so importing this module does not need it.
 
 Example:

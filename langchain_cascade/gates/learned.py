@@ -8,7 +8,7 @@ right. The model is scikit-learn's logistic regression on standardised inputs,
 with its probabilities calibrated (``CalibratedClassifierCV``, sigmoid by
 default) so the score means what it says.
 
-Fitting needs the ``learn`` extra (``pip install "langchain-cascade[learn]"``)
+Fitting needs the ``learn`` extra (``pip install -e ".[learn]"`` from a checkout)
 and the output of :func:`~langchain_cascade.collect.collect` run with the input
 gates as ``candidates``; :func:`fit_learned_gates` takes that data to one fitted
 gate per non-final tier. A fitted gate is saved to and loaded from a small JSON

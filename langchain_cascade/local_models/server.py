@@ -520,7 +520,7 @@ def _chat_openai(base_url: str, model: str, **kwargs: Any) -> ChatOpenAI:
     except ImportError as exc:
         msg = (
             "LocalModels.chat_model() needs the langchain-openai package; install the "
-            "`local` extra: pip install 'langchain-cascade[local]'"
+            "`local` extra: pip install -e '.[local]' from a checkout"
         )
         raise ImportError(msg) from exc
     # llama.cpp's server reports usage on a stream's last chunk when asked, and
