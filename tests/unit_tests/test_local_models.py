@@ -654,7 +654,9 @@ def test_chat_model_builds_chat_openai() -> None:
 
 def test_chat_model_without_langchain_openai(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "langchain_openai", None)
-    with pytest.raises(ImportError, match=r"pip install -e '\.\[local\]' from a checkout"):
+    with pytest.raises(
+        ImportError, match=r"pip install -e '\.\[local\]' from a checkout"
+    ):
         serving._chat_openai("http://127.0.0.1:1/v1", "smollm2-135m")
 
 
