@@ -1088,35 +1088,27 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _valid_max_cost(value: object) -> float | None:
-    """A per-call budget: ``None`` or a finite number of dollars above 0."""
+def _positive(value: object, where: str, unit: str) -> float | None:
+    """``None``, or a finite number above 0 (of ``unit``) named ``where`` in errors."""
     if value is None:
         return None
     number = _number(value)
     if number is None:
-        msg = f"max_cost must be a number of dollars or None, got {type(value).__name__} {value!r}"
+        msg = f"{where} must be a number of {unit} or None, got {type(value).__name__} {value!r}"
         raise TypeError(msg)
     if not math.isfinite(number) or number <= 0:
-        msg = (
-            f"max_cost must be a finite number of dollars greater than 0, got {value!r}"
-        )
+        msg = f"{where} must be a finite number of {unit} greater than 0, got {value!r}"
         raise ValueError(msg)
     return number
+
+
+def _valid_max_cost(value: object) -> float | None:
+    """A per-call budget: ``None`` or a finite number of dollars above 0."""
+    return _positive(value, "max_cost", "dollars")
 
 
 def _one_timeout(value: object, where: str) -> float | None:
-    if value is None:
-        return None
-    number = _number(value)
-    if number is None:
-        msg = f"{where} must be a number of seconds or None, got {type(value).__name__} {value!r}"
-        raise TypeError(msg)
-    if not math.isfinite(number) or number <= 0:
-        msg = (
-            f"{where} must be a finite number of seconds greater than 0, got {value!r}"
-        )
-        raise ValueError(msg)
-    return number
+    return _positive(value, where, "seconds")
 
 
 def _valid_timeout(value: object) -> Timeout:
