@@ -523,15 +523,7 @@ def _chat_openai(base_url: str, model: str, **kwargs: Any) -> ChatOpenAI:
             "`local` extra: pip install -e '.[local]' from a checkout"
         )
         raise ImportError(msg) from exc
-    # llama.cpp's server reports usage on a stream's last chunk when asked, and
-    # ChatOpenAI asks only for OpenAI's own endpoint: ask here too, so streamed
-    # answers (and the cascade's totals) know their tokens.
-    params: dict[str, Any] = {
-        "base_url": base_url,
-        "api_key": "local",
-        "model": model,
-        "stream_usage": True,
-    }
+    params: dict[str, Any] = {"base_url": base_url, "api_key": "local", "model": model}
     params.update(kwargs)
     return ChatOpenAI(**params)
 

@@ -120,7 +120,14 @@ def _assert_nested(recorder: RunRecorder, calls: int) -> None:
 
 @pytest.fixture
 def small_cascade(local_models: LocalModels) -> CascadingChatModel:
-    tier: dict[str, Any] = {"temperature": 0, "max_tokens": 12, "logprobs": True}
+    # stream_usage: ChatOpenAI asks a custom base URL for a stream's usage only
+    # when told to, and without it a streamed answer's usage is unknown.
+    tier: dict[str, Any] = {
+        "temperature": 0,
+        "max_tokens": 12,
+        "logprobs": True,
+        "stream_usage": True,
+    }
     return CascadingChatModel(
         models=[
             local_models.chat_model("smollm2-135m", **tier),

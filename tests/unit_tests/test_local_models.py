@@ -712,6 +712,16 @@ def test_library_code_installs_no_signal_handler(
 
 
 def test_sigterm_raises_systemexit_is_opt_in_and_restored() -> None:
+    # Start from the default handler: in a whole-suite run the real-model
+    # fixture has opted in already (and restores its own at the session's end).
+    outer = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _check_sigterm_opt_in()
+    finally:
+        signal.signal(signal.SIGTERM, outer)
+
+
+def _check_sigterm_opt_in() -> None:
     before = signal.getsignal(signal.SIGTERM)
 
     def terminate_me() -> None:
