@@ -1066,8 +1066,8 @@ def _check_call_kwargs(kwargs: dict[str, Any]) -> None:
 
     Arguments the cascade does not read go to every tier (``temperature``,
     ``seed``...), as LangChain passes call arguments to a model; one within a
-    typo of ``max_cost``, ``timeout`` or ``first_tier`` is refused instead of
-    silently reaching the tiers.
+    typo of a per-call argument of the cascade (:data:`_CALL_KWARGS`) is refused
+    instead of silently reaching the tiers.
     """
     for name in kwargs:
         if name in _BOUND_KWARGS:
