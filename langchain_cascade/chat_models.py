@@ -1409,6 +1409,9 @@ def _drained(steps: Generator[Any, None, TierOutput]) -> TierOutput:
 _CANCEL_WAIT_S = 5.0
 """How long a sync cancel waits for the tier's thread to close its stream."""
 
+_CANCEL_REDELIVER_S = 0.05
+"""How often an async cancel is delivered again while the tier's task streams on."""
+
 
 class _ThreadTier:
     """A tier streamed in the background on a thread of its own (sync calls).
@@ -1498,6 +1501,7 @@ class _TaskTier:
     ) -> None:
         self._items: list[Any] = []
         self._done = False
+        self._closing = False
         self._error: BaseException | None = None
         self._changed = asyncio.Event()
         self._task = asyncio.ensure_future(self._run(open_stream, timeout))
@@ -1518,6 +1522,7 @@ class _TaskTier:
         except Exception as exc:  # noqa: BLE001 - handed to the reader
             self._error = exc
         finally:
+            self._closing = True
             try:
                 await _aclose(stream)
             finally:
@@ -1543,10 +1548,17 @@ class _TaskTier:
             await self.cancel()
 
     async def cancel(self) -> Partial:
-        """Cancel the task, wait until it has closed its stream, report what it had."""
-        if not self._task.done():
+        """Cancel the task, wait until it has closed its stream, report what it had.
+
+        The cancellation is delivered again until the task stops streaming: a
+        library under the tier may swallow one and carry on (anyio's
+        ``connect_tcp`` can, agronholm/anyio#1214), which would leave the request
+        running to its end. Once the task is closing its stream it is left alone.
+        """
+        while not self._task.done() and not self._closing:
             self._task.cancel()
-            await asyncio.wait([self._task])
+            await asyncio.wait([self._task], timeout=_CANCEL_REDELIVER_S)
+        await asyncio.wait([self._task])
         reader = _ChunkReader()
         for item in self._items:
             reader.add(item)
