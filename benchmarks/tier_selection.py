@@ -207,7 +207,7 @@ def select(fit_data: SampleData) -> tuple[tuple[str, ...], list[dict[str, Any]]]
                 "fit_accuracy": run_policy(sub, fitted).accuracy,
                 "cv_cost_vs_strongest": cv.cost / strongest.cost,
                 "cv_accuracy": cv.accuracy,
-                "route_word_problems": fitted.route,
+                "first_tier_by_kind": dict(fitted.first),
                 "gate_weight": fitted.weight,
                 "thresholds": list(fitted.thresholds),
             }
@@ -292,7 +292,8 @@ def report(
         "## Tier sets fitted on the fitting sample (compute-proportional prices)",
         "",
         "| tiers | fit cost vs strongest alone | fit accuracy | 2-fold CV cost | "
-        "2-fold CV accuracy | word problems routed | gate weight | thresholds |",
+        "2-fold CV accuracy | first tier (headline / calc / problem) | gate weight | "
+        "thresholds |",
         "|:---|---:|---:|---:|---:|:---:|---:|---:|",
     ]
     for r in sets:
@@ -301,7 +302,7 @@ def report(
             f"{' (chosen)' if tuple(r['tiers']) == chosen else ''} | "
             f"{r['fit_cost_vs_strongest']:.0%} | {r['fit_accuracy']:.0%} | "
             f"{r['cv_cost_vs_strongest']:.0%} | {r['cv_accuracy']:.0%} | "
-            f"{'yes' if r['route_word_problems'] else 'no'} | "
+            f"{' / '.join(short(r['tiers'][t]) for t in r['first_tier_by_kind'].values())} | "
             f"{r['gate_weight']:g} | {', '.join(f'{t:.3f}' for t in r['thresholds'])} |"
         )
     lines += [

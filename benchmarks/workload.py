@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import random
 import re
@@ -481,6 +482,10 @@ class SampleData:
     def kind_mask(self, kind: str) -> np.ndarray:
         return np.array([it.kind == kind for it in self.items])
 
+    def first(self, first_tier: Mapping[str, int]) -> np.ndarray:
+        """Each query's first tier under a routing by kind (default tier 0)."""
+        return np.array([first_tier.get(it.kind, 0) for it in self.items], dtype=int)
+
     def costs_under(self, prices: Mapping[str, ModelPrice]) -> np.ndarray:
         """(queries, tiers) call costs under a price table."""
         p_in = np.array([prices[n].input_per_million for n in self.names]) / 1e6
@@ -613,21 +618,21 @@ def replay(
     thresholds: Sequence[float],
     mask: np.ndarray | None = None,
     *,
-    direct: np.ndarray | None = None,
+    first: np.ndarray | None = None,
 ) -> Policy:
     """Accuracy, mean cost and mean latency of the cascade on (part of) a sample.
 
-    Rows in ``direct`` (a mask over the whole sample) start at the final tier,
-    as ``first_tier`` does: they pay only that tier.
+    ``first`` (a tier per query of the whole sample, default 0) is where each
+    query starts, as ``first_tier`` does: the tiers below it are neither asked
+    nor paid.
     """
     rows = np.arange(len(data.items)) if mask is None else np.flatnonzero(mask)
     k = len(data.names)
-    stop = stop_tiers(data.scores[weight][rows], thresholds)
-    visited = np.arange(k)[None, :] <= stop[:, None]
-    if direct is not None:
-        routed = direct[rows]
-        stop = np.where(routed, k - 1, stop)
-        visited[routed] = np.arange(k) == k - 1
+    start = np.zeros(len(rows), dtype=int) if first is None else first[rows]
+    skipped = np.arange(k)[None, :] < start[:, None]
+    stop = stop_tiers(np.where(skipped, -np.inf, data.scores[weight][rows]), thresholds)
+    stop = np.maximum(stop, start)  # a threshold of -inf accepts a -inf score
+    visited = ~skipped & (np.arange(k)[None, :] <= stop[:, None])
     picked = data.correct[rows, stop]
     return Policy(
         accuracy=float(picked.mean()),
@@ -642,8 +647,9 @@ def run_policy(
     data: SampleData, fitted: Fitted, mask: np.ndarray | None = None
 ) -> Policy:
     """The fitted policy (gate, thresholds, routing) replayed on a sample."""
-    direct = data.kind_mask(WORD_PROBLEM) if fitted.route else None
-    return replay(data, fitted.weight, fitted.thresholds, mask, direct=direct)
+    return replay(
+        data, fitted.weight, fitted.thresholds, mask, first=data.first(fitted.first)
+    )
 
 
 def alone(data: SampleData, tier: int, mask: np.ndarray | None = None) -> Policy:
@@ -666,58 +672,88 @@ class Fitted:
     weight: float
     thresholds: tuple[float, ...]
     target: float
-    route: bool  # word problems start at the final tier (first_tier)
+    first: dict[str, int]  # kind -> the tier its queries start at (first_tier)
     cost: float  # mean cost on the fitting sample (compute prices)
     result: CalibrationResult
     by_weight: dict[float, CalibrationResult]
 
-
-def _fit_rows(
-    data: SampleData, rows: np.ndarray, retain: float
-) -> dict[float, CalibrationResult]:
-    target = retain * float(data.correct[rows, -1].mean())
-    return {
-        w: calibrate(
-            scores[rows], data.correct[rows], data.costs[rows], min_quality=target
-        )
-        for w, scores in data.scores.items()
-    }
+    @property
+    def routed(self) -> bool:
+        """Whether some kind of query skips the cheapest tier."""
+        return any(self.first.values())
 
 
-def fit_shape(data: SampleData, *, route: bool, retain: float = 1.0) -> Fitted:
-    """The cheapest gate and thresholds of one policy shape on the fitting sample.
+KINDS = (HEADLINE, CALCULATION, WORD_PROBLEM)
 
-    ``route=False``: every query goes through the cascade. ``route=True``: word
-    problems start at the final tier (the application knows a query's kind: it
-    wrote its prompt) and the cascade is fitted on the everyday queries alone.
-    Each gate candidate gets the cheapest thresholds ``calibrate`` finds that
-    keep ``retain`` x the strongest tier's accuracy; the cheapest candidate wins.
-    """
-    rows = (
-        ~data.kind_mask(WORD_PROBLEM) if route else np.ones(len(data.items), dtype=bool)
-    )
-    results = _fit_rows(data, rows, retain)
-    direct = data.kind_mask(WORD_PROBLEM) if route else None
-    options = [
-        Fitted(
-            weight=w,
-            thresholds=tuple(float(t) for t in res.thresholds),
-            target=retain * float(data.correct[:, -1].mean()),
-            route=route,
-            cost=replay(data, w, res.thresholds, direct=direct).cost,
-            result=res,
-            by_weight=results,
-        )
-        for w, res in results.items()
+
+def routings(k: int) -> list[dict[str, int]]:
+    """Every first tier per kind of query, for a cascade of ``k`` tiers."""
+    return [
+        dict(zip(KINDS, t, strict=True)) for t in itertools.product(range(k), repeat=3)
     ]
+
+
+def fit_shape(
+    data: SampleData, first: Mapping[str, int], retain: float = 1.0
+) -> Fitted:
+    """The cheapest gate and thresholds of one routing on the fitting sample.
+
+    ``first`` maps a kind of query to the tier it starts at (the application
+    knows a query's kind: it wrote its prompt; the cascade's ``first_tier``).
+    ``calibrate`` sees the skipped tiers as never accepted (score ``-inf``),
+    never right and free; each frontier point it finds is replayed with the
+    routing, and the cheapest that keeps ``retain`` x the strongest tier's
+    accuracy wins, over every gate candidate.
+    """
+    k = len(data.names)
+    start = data.first(first)
+    skipped = np.arange(k)[None, :] < start[:, None]
+    target = retain * float(data.correct[:, -1].mean())
+    results: dict[float, CalibrationResult] = {}
+    options: list[Fitted] = []
+    for w, scores in data.scores.items():
+        res = calibrate(
+            np.where(skipped, -np.inf, scores),
+            np.where(skipped, 0.0, data.correct),
+            np.where(skipped, 0.0, data.costs),
+            min_quality=target,
+        )
+        results[w] = res
+        for thresholds in [res.thresholds, *(p.thresholds for p in res.frontier)]:
+            policy = replay(data, w, thresholds, first=start)
+            if policy.accuracy >= target - 1e-9:
+                options.append(
+                    Fitted(
+                        weight=w,
+                        thresholds=tuple(float(t) for t in thresholds),
+                        target=target,
+                        first=dict(first),
+                        cost=policy.cost,
+                        result=res,
+                        by_weight=results,
+                    )
+                )
+    if not options:  # no point keeps the target: the routing's most accurate
+        w = max(results, key=lambda w: results[w].quality)
+        options.append(
+            Fitted(
+                weight=w,
+                thresholds=tuple(float(t) for t in results[w].thresholds),
+                target=target,
+                first=dict(first),
+                cost=replay(data, w, results[w].thresholds, first=start).cost,
+                result=results[w],
+                by_weight=results,
+            )
+        )
     return min(options, key=lambda f: (round(f.cost, 15), -f.weight))
 
 
 def fit(data: SampleData, retain: float = 1.0) -> Fitted:
-    """The cheaper of the two policy shapes (see :func:`fit_shape`) on the fitting
-    sample; ties keep every query in the cascade."""
-    shapes = [fit_shape(data, route=r, retain=retain) for r in (False, True)]
-    return min(shapes, key=lambda f: (round(f.cost, 15), f.route))
+    """The cheapest routing (see :func:`fit_shape`) on the fitting sample; ties
+    keep more queries at the cheaper tiers."""
+    shapes = [fit_shape(data, first, retain) for first in routings(len(data.names))]
+    return min(shapes, key=lambda f: (round(f.cost, 15), sum(f.first.values())))
 
 
 def demo_config(
@@ -726,14 +762,14 @@ def demo_config(
     """What ``examples/demo_thresholds.json`` holds."""
     pol = run_policy(fit_data, fitted)
     strong_cost = alone(fit_data, len(names) - 1).cost
-    direct = fit_data.kind_mask(WORD_PROBLEM) if fitted.route else None
+    first = fit_data.first(fitted.first)
     return {
         "tiers": list(names),
         "gate": f"all_of(format, weighted(geometric_mean: {fitted.weight:g}, "
         f"first_token_margin: {1 - fitted.weight:g}))",
         "weight_geometric_mean": fitted.weight,
         "thresholds": [float(t) for t in fitted.thresholds],
-        "route_word_problems_to_final_tier": fitted.route,
+        "first_tier_by_kind": dict(fitted.first),
         "fitted_on": (
             f"the workload's fitting sample: {len(fit_data.items)} queries "
             f"({int(fit_data.kind_mask(HEADLINE).sum())} HEADLINES train rows, "
@@ -755,7 +791,7 @@ def demo_config(
                 "accuracy": p.accuracy,
             }
             for point in fitted.result.frontier
-            for p in [replay(fit_data, fitted.weight, point.thresholds, direct=direct)]
+            for p in [replay(fit_data, fitted.weight, point.thresholds, first=first)]
         ],
         "command": "python -m examples.fit_demo_thresholds --from-cache",
     }
@@ -790,7 +826,7 @@ def report(
     }
     strong = alone(test, len(names) - 1)
     casc = run_policy(test, fitted)
-    direct = test.kind_mask(WORD_PROBLEM) if fitted.route else None
+    first = test.first(fitted.first)
     lines = [
         "# Held-out workload: a cascade of local models on everyday + hard queries",
         "",
@@ -814,6 +850,13 @@ def report(
         f"fitted by `calibrate` to keep the strongest tier's fitting accuracy "
         f"({pct(fitted.target)}).",
         "",
+        "**Routing** (chosen on the fitting sample among every first tier per kind, "
+        "the cascade's `first_tier`): "
+        + ", ".join(
+            f"{kind}s start at {short[names[t]]}" for kind, t in fitted.first.items()
+        )
+        + ".",
+        "",
         "**Prices.** Compute-proportional (the registry's example table: $ per 1M "
         "tokens = measured seconds per token on this machine at $1 per hour): "
         + ", ".join(
@@ -834,17 +877,22 @@ def report(
             f"| {short[n]} alone | {pct(p.accuracy)} | {p.cost / strong.cost:.0%} | "
             f"{p.api_cost / strong.api_cost:.0%} | {p.latency:.2f} s | - |"
         )
-    for route in (False, True):
-        shape = fitted if fitted.route == route else fit_shape(fit_data, route=route)
+    shapes = {
+        "cascade, every query": {},
+        "cascade, word problems straight to the final tier": {
+            WORD_PROBLEM: len(names) - 1
+        },
+        "cascade, first tier fitted per kind": fitted.first,
+    }
+    for label, routing in shapes.items():
+        chosen = dict.fromkeys(KINDS, 0) | dict(routing) == fitted.first
+        if not chosen and routing is fitted.first:
+            continue  # the fitted routing is one of the two above
+        shape = fitted if chosen else fit_shape(fit_data, routing)
         p = run_policy(test, shape)
-        label = (
-            "cascade, word problems straight to the final tier"
-            if route
-            else "cascade, every query"
-        )
-        mark = "**" if shape is fitted else ""
+        mark = "**" if chosen else ""
         lines.append(
-            f"| {mark}{label}{' (chosen on the fitting sample)' if shape is fitted else ''}{mark} "
+            f"| {mark}{label}{' (chosen on the fitting sample)' if chosen else ''}{mark} "
             f"| {pct(p.accuracy)} | {mark}{p.cost / strong.cost:.0%}{mark} | "
             f"{mark}{p.api_cost / strong.api_cost:.0%}{mark} | {p.latency:.2f} s "
             f"({p.latency / strong.latency:.0%}) | "
@@ -926,7 +974,7 @@ def report(
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for point in fitted.result.frontier[:: max(1, len(fitted.result.frontier) // 12)]:
-        p = replay(test, fitted.weight, point.thresholds, direct=direct)
+        p = replay(test, fitted.weight, point.thresholds, first=first)
         lines.append(
             f"| {', '.join(f'{t:.3f}' for t in point.thresholds)} | {pct(p.accuracy)} | "
             f"{p.cost / strong.cost:.0%} | {p.api_cost / strong.api_cost:.0%} | "
@@ -941,7 +989,7 @@ def report(
     ]
     fit_strong = alone(fit_data, len(names) - 1)
     for w, res in fitted.by_weight.items():
-        p = replay(test, w, res.thresholds, direct=direct)
+        p = replay(test, w, res.thresholds, first=first)
         lines.append(
             f"| {gate_name(w)}{' (chosen)' if w == fitted.weight else ''} | "
             f"{res.cost / fit_strong.cost:.0%} | {pct(res.quality)} | {pct(p.accuracy)} | "

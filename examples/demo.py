@@ -134,8 +134,8 @@ def ask(
 ) -> tuple[AIMessage, float, AIMessage, float]:
     """The cascade and the strongest tier alone on one question, in the given order.
 
-    ``first_tier`` is where the cascade starts (the fitted routing sends word
-    problems straight to the final tier).
+    ``first_tier`` is where the cascade starts (the routing fitted by kind of
+    query, ``first_tier_by_kind``).
     """
     results: dict[str, tuple[AIMessage, float]] = {}
     order = ("strong", "cascade") if strong_first else ("cascade", "strong")
@@ -167,16 +167,13 @@ def run(
             tier.invoke(WARM_UP.messages)
         for i, item in enumerate(items, 1):
             progress(f"[{i}/{len(items)}] {clip(item.text, 60)}")
-            routed = item.kind == WORD_PROBLEM and fitted.get(
-                "route_word_problems_to_final_tier", False
-            )
             answer, latency, strong, strong_latency = ask(
                 cascade,
                 tiers[-1],
                 item,
                 monitor,
                 strong_first=i % 2 == 0,
-                first_tier=len(names) - 1 if routed else 0,
+                first_tier=fitted.get("first_tier_by_kind", {}).get(item.kind, 0),
             )
             meta = answer.response_metadata["cascade"]
             rows.append(

@@ -243,10 +243,10 @@ def test_workload_module_names_its_sources() -> None:
     assert any("MIT" in s for s in workload.SOURCES)
 
 
-def test_routed_rows_pay_only_the_final_tier() -> None:
+def test_routed_rows_pay_only_the_tiers_from_their_first() -> None:
     data = _data()
-    direct = np.array([False, False, False, True])
-    policy = replay(data, 0.5, [0.5], direct=direct)
+    first = np.array([0, 0, 0, 1])
+    policy = replay(data, 0.5, [0.5], first=first)
     # rows 0, 1 stop at tier 0, row 2 escalates, row 3 goes straight to tier 1
     assert policy.stops == (0.5, 0.5)
     assert policy.accuracy == pytest.approx((1 + 0 + 1 + 0) / 4)
@@ -262,5 +262,44 @@ def test_fit_keeps_the_strongest_tiers_accuracy_on_the_fitting_rows() -> None:
     policy = workload.run_policy(data, fitted)
     assert policy.accuracy >= data.correct[:, -1].mean() - 1e-9
     assert fitted.cost == pytest.approx(policy.cost)
-    for route in (False, True):  # the cheaper shape wins
-        assert fitted.cost <= workload.fit_shape(data, route=route).cost + 1e-15
+    for first in workload.routings(len(data.names)):  # the cheapest routing wins
+        assert fitted.cost <= workload.fit_shape(data, first).cost + 1e-15
+
+
+def _three_tier_data() -> SampleData:
+    """Headlines the cheapest tier answers; calculations it gets wrong, confidently
+    (no gate can tell), that the middle tier answers."""
+    items = [Item(HEADLINE, str(i), "x", "up") for i in range(4)] + [
+        Item(CALCULATION, str(i), "What is 1 + 1?", "2") for i in range(4)
+    ]
+    return SampleData(
+        items=items,
+        names=("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"),
+        scores={0.5: np.array([[0.9, 0.9, np.nan]] * 8)},
+        correct=np.array([[1, 1, 1]] * 4 + [[0, 1, 1]] * 4, dtype=float),
+        in_tokens=np.full((8, 3), 100.0),
+        out_tokens=np.full((8, 3), 10.0),
+        latencies=np.array([[1.0, 2.0, 4.0]] * 8),
+        ratio=16.0,
+    )
+
+
+def test_a_kind_routed_to_the_middle_tier_skips_the_cheapest_and_may_escalate() -> None:
+    data = _three_tier_data()
+    first = data.first({CALCULATION: 1})
+    assert first.tolist() == [0] * 4 + [1] * 4
+    policy = replay(data, 0.5, [0.5, 0.95], first=first)
+    # headlines stop at tier 0; calculations skip it, fail tier 1's bar, end at 2
+    assert policy.stops == (0.5, 0.0, 0.5)
+    assert policy.latency == pytest.approx((4 * 1 + 4 * (2 + 4)) / 8)
+    costs = data.costs
+    assert policy.cost == pytest.approx((costs[0, 0] + costs[0, 1:].sum()) / 2)
+
+
+def test_fit_starts_a_kind_where_the_cheapest_tier_fails_it() -> None:
+    data = _three_tier_data()
+    fitted = workload.fit(data)
+    assert fitted.first == {HEADLINE: 0, CALCULATION: 1, WORD_PROBLEM: 0}
+    policy = workload.run_policy(data, fitted)
+    assert policy.accuracy == 1.0
+    assert policy.stops == (0.5, 0.5, 0.0)
