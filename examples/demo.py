@@ -10,8 +10,11 @@ gate (a format rule, then a weighted mix of two logprob signals) and its
 thresholds were fitted by ``fit_demo_thresholds.py`` on a separate fitting
 sample of the same workload, never on these questions.
 
-For comparison the strongest tier also answers every question alone; the two
-take turns going first, so neither gets a prompt cache warmed by the other.
+For comparison the strongest tier also answers every question alone, on a
+request slot of its own (llama.cpp's ``id_slot``, KV cache split by slot: each
+keeps its own prompt cache), so
+neither it nor the cascade reuses a prompt the other computed; the two also take
+turns going first.
 
 Prints the per-question table (tier that answered, gate verdicts, cost,
 latency), the totals under the compute-proportional example prices and under an
@@ -159,17 +162,19 @@ def run(
     api = api_prices(names, ratio)
     rows: list[Row] = []
     monitor = CascadeMonitor(escalation_warning=None)
-    with LocalModels(names, n_threads=THREADS) as models:
-        tiers = tier_models(models, names)
+    # Split KV cache: each request slot keeps a prompt cache of its own.
+    with LocalModels(names, n_threads=THREADS, kv_unified=False) as models:
+        tiers = tier_models(models, names, slot=0)
+        (alone,) = tier_models(models, names[-1:], slot=1)
         cascade = build_cascade(tiers, fitted, compute)
         progress("warming up the servers (one invented headline each, not timed)...")
-        for tier in tiers:
+        for tier in [*tiers, alone]:
             tier.invoke(WARM_UP.messages)
         for i, item in enumerate(items, 1):
             progress(f"[{i}/{len(items)}] {clip(item.text, 60)}")
             answer, latency, strong, strong_latency = ask(
                 cascade,
-                tiers[-1],
+                alone,
                 item,
                 monitor,
                 strong_first=i % 2 == 0,

@@ -21,9 +21,17 @@ from langchain_cascade.pricing import ModelPrice
 THRESHOLDS_FILE = Path(__file__).with_name("demo_thresholds.json")
 
 
-def tier_models(models: LocalModels, names: list[str]) -> list[BaseChatModel]:
-    """The tiers as chat models: greedy decoding, logprobs on, room to reason."""
-    return [models.chat_model(name, **CHAT_KWARGS) for name in names]
+def tier_models(
+    models: LocalModels, names: list[str], *, slot: int | None = None
+) -> list[BaseChatModel]:
+    """The tiers as chat models: greedy decoding, logprobs on, room to reason.
+
+    ``slot`` pins the requests to one of the llama.cpp server's request slots
+    (``id_slot``), each with a prompt cache of its own: two callers on separate
+    slots never reuse a prompt the other computed.
+    """
+    extra = {} if slot is None else {"extra_body": {"id_slot": slot}}
+    return [models.chat_model(name, **CHAT_KWARGS, **extra) for name in names]
 
 
 def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, Any]:

@@ -545,6 +545,7 @@ class LocalModels:
         n_ctx: int = 4096,
         n_parallel: int = 2,
         n_threads: int | None = None,
+        kv_unified: bool = True,
         startup_timeout: float = 180.0,
     ) -> None:
         """Configure (but do not start) the servers.
@@ -555,6 +556,10 @@ class LocalModels:
             n_ctx: Context size per server.
             n_parallel: Concurrent request slots per server.
             n_threads: CPU threads per server (default: CPUs available).
+            kv_unified: One KV cache shared by the slots (each request may use
+                the full ``n_ctx``). ``False`` gives each slot ``n_ctx /
+                n_parallel`` and a prompt cache of its own, which callers pinned
+                to separate slots (``id_slot``) keep between requests.
             startup_timeout: Seconds allowed for all servers to become healthy.
 
         Raises:
@@ -572,6 +577,7 @@ class LocalModels:
                 n_ctx=n_ctx,
                 n_parallel=n_parallel,
                 n_threads=n_threads,
+                kv_unified=kv_unified,
                 startup_timeout=startup_timeout,
             )
             for name in chosen
