@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from langchain_cascade.local_models import (
@@ -163,3 +164,38 @@ def test_server_dies_with_its_parent(signum: signal.Signals) -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def _prompt_timings(base_url: str, prompt: str, slot: int) -> tuple[int, int]:
+    """(prompt tokens computed, prompt tokens read from the cache) of one request."""
+    body = {
+        "model": "smollm2-135m",
+        "messages": [
+            {"role": "system", "content": "Classify the headline: up, down or none."},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": 1,
+        "id_slot": slot,
+    }
+    timings = httpx.post(f"{base_url}/chat/completions", json=body, timeout=60).json()[
+        "timings"
+    ]
+    return int(timings["prompt_n"]), int(timings["cache_n"])
+
+
+@pytest.mark.parametrize("kv_unified", [False, True])
+def test_split_kv_cache_keeps_a_prompt_cache_per_slot(kv_unified: bool) -> None:
+    """The demo's fair comparison: two callers pinned to their own slots each
+    reuse their own cached prefix only when the KV cache is split by slot."""
+    with LocalModels(["smollm2-135m"], n_threads=1, kv_unified=kv_unified) as models:
+        base = models.server("smollm2-135m").base_url
+        for slot in (0, 1):  # each slot computes the shared prefix once
+            _prompt_timings(base, "Gold rises as the dollar falls", slot)
+        cached = [
+            _prompt_timings(base, "Gold slips on a firmer dollar", slot)[1]
+            for slot in (0, 1)
+        ]
+    if kv_unified:
+        assert cached == [0, 0]  # pinned slots on one shared cache reuse nothing
+    else:
+        assert all(n > 0 for n in cached)
