@@ -88,26 +88,31 @@ class PolicyEvaluation:
 
     def to_frontier_point(self) -> FrontierPoint:
         """Drops the per-tier details."""
-        return FrontierPoint(
-            self.thresholds,
-            self.quality,
-            self.cost,
-            self.escalation_rate,
-            self.strong_call_rate,
-        )
+        return _frontier_point(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict (NaN -> None, +-inf -> strings)."""
-        return {
-            "thresholds": [_json_float(t) for t in self.thresholds],
-            "quality": _json_float(self.quality),
-            "cost": _json_float(self.cost),
-            "escalation_rate": _json_float(self.escalation_rate),
-            "strong_call_rate": _json_float(self.strong_call_rate),
-            "tier_rates": [_json_float(r) for r in self.tier_rates],
-            "tier_quality": [_json_float(q) for q in self.tier_quality],
-            "n_queries": self.n_queries,
-        }
+        return {**_policy_dict(self), "n_queries": self.n_queries}
+
+
+def _frontier_point(policy: PolicyEvaluation | CalibrationResult) -> FrontierPoint:
+    """A policy's operating point, without its per-tier details."""
+    return FrontierPoint(
+        policy.thresholds,
+        policy.quality,
+        policy.cost,
+        policy.escalation_rate,
+        policy.strong_call_rate,
+    )
+
+
+def _policy_dict(policy: PolicyEvaluation | CalibrationResult) -> dict[str, Any]:
+    """The JSON form of a policy's operating point and its per-tier rates."""
+    return {
+        **_frontier_point(policy).to_dict(),
+        "tier_rates": [_json_float(r) for r in policy.tier_rates],
+        "tier_quality": [_json_float(q) for q in policy.tier_quality],
+    }
 
 
 def _json_pair(pair: tuple[float, float] | None) -> list[float | str | None] | None:
@@ -218,13 +223,7 @@ class CalibrationResult:
     @property
     def point(self) -> FrontierPoint:
         """The chosen operating point as a :class:`FrontierPoint`."""
-        return FrontierPoint(
-            self.thresholds,
-            self.quality,
-            self.cost,
-            self.escalation_rate,
-            self.strong_call_rate,
-        )
+        return _frontier_point(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict.
@@ -234,13 +233,7 @@ class CalibrationResult:
         CPT keys become strings such as ``"0.5"``.
         """
         return {
-            "thresholds": [_json_float(t) for t in self.thresholds],
-            "quality": _json_float(self.quality),
-            "cost": _json_float(self.cost),
-            "escalation_rate": _json_float(self.escalation_rate),
-            "strong_call_rate": _json_float(self.strong_call_rate),
-            "tier_rates": [_json_float(r) for r in self.tier_rates],
-            "tier_quality": [_json_float(q) for q in self.tier_quality],
+            **_policy_dict(self),
             "frontier": [p.to_dict() for p in self.frontier],
             "apgr": _json_float(self.apgr),
             "cpt": {str(k): _json_float(v) for k, v in self.cpt.items()},
