@@ -41,7 +41,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import ensure_config
 
-from langchain_cascade._stats import quantile
+from langchain_cascade._numeric import quantile
 from langchain_cascade.errors import CascadeError
 from langchain_cascade.events import (
     ESCALATION_EVENT,

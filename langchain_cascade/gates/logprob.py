@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
-from langchain_cascade._stats import quantile
+from langchain_cascade._numeric import quantile
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 
 __all__ = ["Aggregation", "LogprobGate", "token_logprobs"]

@@ -1,11 +1,11 @@
-"""Order statistics shared by the package (the monitor, the logprob gate)."""
+"""Numeric helpers shared by the package: quantiles, floats made JSON-safe."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 
-__all__ = ["quantile"]
+__all__ = ["json_float", "quantile"]
 
 
 def quantile(values: Iterable[float], q: float) -> float:
@@ -45,3 +45,26 @@ def quantile(values: Iterable[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def json_float(value: float) -> float | str | None:
+    """A float made JSON-safe: NaN becomes ``None``, infinities ``"inf"`` / ``"-inf"``.
+
+    So ``json.dumps(..., allow_nan=False)`` takes it; ``float()`` reads the
+    strings back.
+
+    Args:
+        value: Any float.
+
+    Returns:
+        The float itself when it is finite.
+
+    Example:
+        >>> json_float(0.5), json_float(float("nan")), json_float(float("-inf"))
+        (0.5, None, '-inf')
+    """
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value

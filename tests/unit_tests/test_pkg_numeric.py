@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from langchain_cascade._stats import quantile
+from langchain_cascade._numeric import quantile
 
 
 def test_quantile_is_the_inclusive_method_at_every_level() -> None:
