@@ -640,9 +640,7 @@ def _record_usage(
         prompt = next(
             (a.usage["input_tokens"] for a in prompt_from if a.usage is not None), 0
         )
-        usage = UsageMetadata(
-            input_tokens=prompt, output_tokens=chunks, total_tokens=prompt + chunks
-        )
+        usage = _usage(prompt, chunks)
         attempt.usage_estimated = True
     attempt.usage = usage
     attempt.cost = price_of(plan.prices, attempt.model, usage)
@@ -756,8 +754,17 @@ def _estimated_cost(plan: Plan, tier: int, attempts: Sequence[Attempt]) -> float
     usage = next((a.usage for a in reversed(attempts) if a.usage), None)
     if usage is None:
         prompt = _prompt_tokens(plan.messages)
-        usage = {"input_tokens": prompt, "output_tokens": 0, "total_tokens": prompt}
+        usage = _usage(prompt, 0)
     return price_of(plan.prices, plan.model_names[tier], usage)
+
+
+def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
+    """An estimated usage: these token counts and their total."""
+    return UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
 
 
 def _prompt_tokens(messages: Sequence[BaseMessage]) -> int:

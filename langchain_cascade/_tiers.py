@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -22,6 +23,24 @@ from langchain_core.runnables.configurable import (
 __all__ = ["bound_kwargs", "chat_model_of", "fingerprint", "model_name", "with_tools"]
 
 _MAX_DEPTH = 16
+
+
+def _layers(tier: object) -> Iterator[object]:
+    """``tier`` and what it wraps, outermost first (at most ``_MAX_DEPTH``).
+
+    Through ``RunnableBinding`` / ``RunnableRetry`` layers (``.bound``) and
+    ``configurable_fields`` (``.default``); the last one yielded wraps nothing
+    more of those kinds.
+    """
+    current = tier
+    for _ in range(_MAX_DEPTH):
+        yield current
+        if isinstance(current, RunnableBindingBase):
+            current = current.bound
+        elif isinstance(current, RunnableConfigurableFields):
+            current = current.default
+        else:
+            return
 
 
 def chat_model_of(tier: object, *, where: str) -> BaseChatModel:
@@ -47,7 +66,7 @@ def chat_model_of(tier: object, *, where: str) -> BaseChatModel:
         TypeError: When ``tier`` is not a chat model or a sound wrapper of one.
     """
     current = tier
-    for _ in range(_MAX_DEPTH):
+    for current in _layers(tier):
         if isinstance(current, BaseChatModel):
             return current
         if isinstance(current, RunnableConfigurableAlternatives):
@@ -57,12 +76,6 @@ def chat_model_of(tier: object, *, where: str) -> BaseChatModel:
                 "make each alternative its own tier or its own cascade"
             )
             raise TypeError(msg)
-        if isinstance(current, RunnableBindingBase):
-            current = current.bound
-        elif isinstance(current, RunnableConfigurableFields):
-            current = current.default
-        else:
-            break
     if isinstance(tier, type):
         name = tier.__name__
         msg = f"{where} is the class {name}: pass an instance, {name}(...)"
@@ -86,19 +99,10 @@ def chat_model_of(tier: object, *, where: str) -> BaseChatModel:
 
 def bound_kwargs(tier: object) -> dict[str, Any]:
     """The call arguments a tier's ``bind`` layers add (outermost wins)."""
-    layers: list[dict[str, Any]] = []
-    current = tier
-    for _ in range(_MAX_DEPTH):
-        if isinstance(current, RunnableBindingBase):
-            layers.append(dict(current.kwargs))
-            current = current.bound
-        elif isinstance(current, RunnableConfigurableFields):
-            current = current.default
-        else:
-            break
     merged: dict[str, Any] = {}
-    for layer in reversed(layers):
-        merged.update(layer)
+    for layer in reversed(list(_layers(tier))):
+        if isinstance(layer, RunnableBindingBase):
+            merged.update(layer.kwargs)
     return merged
 
 

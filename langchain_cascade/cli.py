@@ -31,7 +31,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 if TYPE_CHECKING:
     from langchain_cascade.calibration import CalibrationResult, TierValue
@@ -50,40 +50,45 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        msg = f"expected a number in [0, 1], got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not 0.0 <= value <= 1.0:
-        msg = f"must lie in [0, 1] (a share, e.g. 0.95), got {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+_N = TypeVar("_N", int, float)
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        msg = f"expected a positive number, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not (math.isfinite(value) and value > 0):
-        msg = f"must be a positive number, got {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+def _number(
+    parse: Callable[[str], _N], expected: str, ok: Callable[[_N], bool], rule: str
+) -> Callable[[str], _N]:
+    """An argparse ``type``: ``parse`` the text, then check it with ``ok``.
+
+    The errors read ``expected <expected>, got '<text>'`` for text that does not
+    parse and ``<rule>, got <text>`` for a value that ``ok`` refuses.
+    """
+
+    def argument(text: str) -> _N:
+        try:
+            value = parse(text)
+        except ValueError:
+            msg = f"expected {expected}, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if not ok(value):
+            msg = f"{rule}, got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return argument
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if value < 1:
-        msg = f"must be >= 1, got {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+_share = _number(
+    float,
+    "a number in [0, 1]",
+    lambda v: 0.0 <= v <= 1.0,
+    "must lie in [0, 1] (a share, e.g. 0.95)",
+)
+_positive = _number(
+    float,
+    "a positive number",
+    lambda v: math.isfinite(v) and v > 0,
+    "must be a positive number",
+)
+_positive_int = _number(int, "a positive integer", lambda v: v >= 1, "must be >= 1")
 
 
 def build_parser() -> argparse.ArgumentParser:

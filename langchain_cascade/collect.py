@@ -70,6 +70,7 @@ from langchain_core.runnables import (
 from pydantic import Field
 
 from langchain_cascade._callbacks import ParentRun
+from langchain_cascade._numeric import json_float
 from langchain_cascade._run import Attempt, CallGate, Event, _judge, decide
 from langchain_cascade.chat_models import (
     CascadingChatModel,
@@ -126,15 +127,6 @@ def _nan_if_none(value: float | str | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _json_score(value: float) -> float | str | None:
-    """A score for JSON: NaN is ``None``, infinities are ``"inf"`` / ``"-inf"``."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -164,7 +156,7 @@ class GateRecord:
         """JSON-ready data."""
         return {
             "name": self.name,
-            "score": _json_score(self.score),
+            "score": json_float(self.score),
             "passed": self.passed,
             "reason": self.reason,
             "cost": _none_if_nan(self.cost),
@@ -236,7 +228,7 @@ class TierRecord:
         return {
             "tier": self.tier,
             "model": self.model,
-            "score": _json_score(self.score),
+            "score": json_float(self.score),
             "correct": self.correct,
             "cost": _none_if_nan(self.cost),
             "gate_cost": _none_if_nan(self.gate_cost),

@@ -40,7 +40,6 @@ from langchain.agents.structured_output import (
 )
 from langchain_core.callbacks import (
     BaseCallbackHandler,
-    BaseCallbackManager,
     UsageMetadataCallbackHandler,
     adispatch_custom_event,
     dispatch_custom_event,
@@ -48,6 +47,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import merge_configs
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_cascade._run import (
@@ -380,17 +380,5 @@ def _child_config(
     handlers: Sequence[BaseCallbackHandler], **fields: Any
 ) -> RunnableConfig:
     """The current run's child config, with extra handlers, tags and metadata."""
-    config = ensure_config()
-    callbacks: Any = config.get("callbacks")
-    if isinstance(callbacks, BaseCallbackManager):
-        callbacks = callbacks.copy()
-        for handler in handlers:
-            callbacks.add_handler(handler, inherit=True)
-    else:
-        callbacks = [*(callbacks or []), *handlers]
-    merged = cast("dict[str, Any]", dict(config))
-    merged["callbacks"] = callbacks
-    merged["tags"] = [*config.get("tags", []), *fields.pop("tags", [])]
-    merged["metadata"] = {**config.get("metadata", {}), **fields.pop("metadata", {})}
-    merged.update(fields)
-    return cast("RunnableConfig", merged)
+    extra = cast("RunnableConfig", {**fields, "callbacks": list(handlers)})
+    return merge_configs(ensure_config(), extra)

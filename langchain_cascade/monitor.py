@@ -41,6 +41,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import ensure_config
 
+from langchain_cascade._numeric import quantile
 from langchain_cascade.errors import CascadeError
 from langchain_cascade.events import (
     ESCALATION_EVENT,
@@ -96,12 +97,11 @@ class Percentiles:
         """Percentiles of ``samples``, linearly interpolated between ranks."""
         if not samples:
             return cls(0, None, None, None)
-        ordered = sorted(samples)
         return cls(
-            len(ordered),
-            _quantile(ordered, 0.5),
-            _quantile(ordered, 0.9),
-            _quantile(ordered, 0.99),
+            len(samples),
+            quantile(samples, 0.5),
+            quantile(samples, 0.9),
+            quantile(samples, 0.99),
         )
 
 
@@ -942,13 +942,6 @@ def _seconds(value: object) -> float:
 
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
-
-
-def _quantile(ordered: Sequence[float], q: float) -> float:
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _pct(rate: float | None) -> str:

@@ -46,6 +46,8 @@ from langchain_core.runnables import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from langchain_cascade.gates.rules import _valid_pattern
+
 __all__ = [
     "RouteDecision",
     "RouteInput",
@@ -142,13 +144,7 @@ class RouteRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                msg = f"pattern {value!r} is not a valid regular expression: {exc}"
-                raise ValueError(msg) from exc
-        return value
+        return None if value is None else _valid_pattern(value)
 
     @model_validator(mode="after")
     def _has_condition(self) -> RouteRule:

@@ -8,16 +8,9 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from langchain_cascade._numeric import json_float
+
 __all__ = ["CalibrationResult", "FrontierPoint", "PolicyEvaluation", "TierValue"]
-
-
-def _json_float(value: float) -> float | str | None:
-    """Makes a float JSON-safe: NaN -> None, +-inf -> "inf" / "-inf"."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 @dataclass(frozen=True)
@@ -46,11 +39,11 @@ class FrontierPoint:
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict (infinite thresholds as strings)."""
         return {
-            "thresholds": [_json_float(t) for t in self.thresholds],
-            "quality": _json_float(self.quality),
-            "cost": _json_float(self.cost),
-            "escalation_rate": _json_float(self.escalation_rate),
-            "strong_call_rate": _json_float(self.strong_call_rate),
+            "thresholds": [json_float(t) for t in self.thresholds],
+            "quality": json_float(self.quality),
+            "cost": json_float(self.cost),
+            "escalation_rate": json_float(self.escalation_rate),
+            "strong_call_rate": json_float(self.strong_call_rate),
         }
 
 
@@ -88,30 +81,35 @@ class PolicyEvaluation:
 
     def to_frontier_point(self) -> FrontierPoint:
         """Drops the per-tier details."""
-        return FrontierPoint(
-            self.thresholds,
-            self.quality,
-            self.cost,
-            self.escalation_rate,
-            self.strong_call_rate,
-        )
+        return _frontier_point(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict (NaN -> None, +-inf -> strings)."""
-        return {
-            "thresholds": [_json_float(t) for t in self.thresholds],
-            "quality": _json_float(self.quality),
-            "cost": _json_float(self.cost),
-            "escalation_rate": _json_float(self.escalation_rate),
-            "strong_call_rate": _json_float(self.strong_call_rate),
-            "tier_rates": [_json_float(r) for r in self.tier_rates],
-            "tier_quality": [_json_float(q) for q in self.tier_quality],
-            "n_queries": self.n_queries,
-        }
+        return {**_policy_dict(self), "n_queries": self.n_queries}
+
+
+def _frontier_point(policy: PolicyEvaluation | CalibrationResult) -> FrontierPoint:
+    """A policy's operating point, without its per-tier details."""
+    return FrontierPoint(
+        policy.thresholds,
+        policy.quality,
+        policy.cost,
+        policy.escalation_rate,
+        policy.strong_call_rate,
+    )
+
+
+def _policy_dict(policy: PolicyEvaluation | CalibrationResult) -> dict[str, Any]:
+    """The JSON form of a policy's operating point and its per-tier rates."""
+    return {
+        **_frontier_point(policy).to_dict(),
+        "tier_rates": [json_float(r) for r in policy.tier_rates],
+        "tier_quality": [json_float(q) for q in policy.tier_quality],
+    }
 
 
 def _json_pair(pair: tuple[float, float] | None) -> list[float | str | None] | None:
-    return None if pair is None else [_json_float(v) for v in pair]
+    return None if pair is None else [json_float(v) for v in pair]
 
 
 class TierValue(TypedDict):
@@ -218,13 +216,7 @@ class CalibrationResult:
     @property
     def point(self) -> FrontierPoint:
         """The chosen operating point as a :class:`FrontierPoint`."""
-        return FrontierPoint(
-            self.thresholds,
-            self.quality,
-            self.cost,
-            self.escalation_rate,
-            self.strong_call_rate,
-        )
+        return _frontier_point(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict.
@@ -234,22 +226,16 @@ class CalibrationResult:
         CPT keys become strings such as ``"0.5"``.
         """
         return {
-            "thresholds": [_json_float(t) for t in self.thresholds],
-            "quality": _json_float(self.quality),
-            "cost": _json_float(self.cost),
-            "escalation_rate": _json_float(self.escalation_rate),
-            "strong_call_rate": _json_float(self.strong_call_rate),
-            "tier_rates": [_json_float(r) for r in self.tier_rates],
-            "tier_quality": [_json_float(q) for q in self.tier_quality],
+            **_policy_dict(self),
             "frontier": [p.to_dict() for p in self.frontier],
-            "apgr": _json_float(self.apgr),
-            "cpt": {str(k): _json_float(v) for k, v in self.cpt.items()},
-            "cheap_quality": _json_float(self.cheap_quality),
-            "premium_quality": _json_float(self.premium_quality),
-            "cheap_cost": _json_float(self.cheap_cost),
-            "premium_cost": _json_float(self.premium_cost),
-            "perfect_quality": _json_float(self.perfect_quality),
-            "perfect_cost": _json_float(self.perfect_cost),
+            "apgr": json_float(self.apgr),
+            "cpt": {str(k): json_float(v) for k, v in self.cpt.items()},
+            "cheap_quality": json_float(self.cheap_quality),
+            "premium_quality": json_float(self.premium_quality),
+            "cheap_cost": json_float(self.cheap_cost),
+            "premium_cost": json_float(self.premium_cost),
+            "perfect_quality": json_float(self.perfect_quality),
+            "perfect_cost": json_float(self.perfect_cost),
             "method": self.method,
             "constraint": self.constraint,
             "n_queries": self.n_queries,

@@ -1,7 +1,14 @@
 """Quality gates: decide whether a tier's answer is good enough to return.
 
 A gate is a Runnable from :class:`GateInput` to :class:`GateResult`. Small gates
-combine with :func:`all_of`, :func:`any_of` and :func:`weighted`.
+combine with :func:`all_of`, :func:`any_of` and :func:`weighted`; a
+:class:`LearnedGate` fits one probability of a right answer from the scores of
+other gates (:func:`fit_learned_gates`, :func:`learned_scores`).
+
+Example:
+    >>> from langchain_cascade.gates import LearnedGate, learned
+    >>> LearnedGate is learned.LearnedGate
+    True
 """
 
 from langchain_cascade.gates.arithmetic import ArithmeticGate
@@ -28,6 +35,11 @@ from langchain_cascade.gates.consistency import (
     normalize_text,
 )
 from langchain_cascade.gates.judge import JudgeGate
+from langchain_cascade.gates.learned import (
+    LearnedGate,
+    fit_learned_gates,
+    learned_scores,
+)
 from langchain_cascade.gates.logprob import LogprobGate, token_logprobs
 from langchain_cascade.gates.rules import (
     DEFAULT_HEDGING_PHRASES,
@@ -52,6 +64,7 @@ __all__ = [
     "GateResult",
     "HedgingGate",
     "JudgeGate",
+    "LearnedGate",
     "LogprobGate",
     "MinLengthGate",
     "RegexGate",
@@ -68,6 +81,8 @@ __all__ = [
     "coerce_gate",
     "extract_choice",
     "extract_number",
+    "fit_learned_gates",
+    "learned_scores",
     "normalize_text",
     "token_logprobs",
     "weighted",

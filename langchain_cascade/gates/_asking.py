@@ -31,6 +31,7 @@ __all__ = [
     "arun",
     "ask",
     "clip",
+    "model_for",
     "parse_json_reply",
     "raw_and_parsed",
     "run",
@@ -193,6 +194,24 @@ def ask(
             if not _rejected_request(exc):
                 raise
     return (yield Call(model, build("text"))), "text"
+
+
+def model_for(
+    gate: str, model: BaseChatModel | None, gate_input: GateInput
+) -> BaseChatModel:
+    """The gate's own ``model``, else the tier's (``GateInput.chat_model``).
+
+    Raises:
+        ValueError: When there is neither; ``gate`` names the gate in the message.
+    """
+    chosen = model or gate_input.chat_model
+    if chosen is None:
+        msg = (
+            f"{gate} needs a model: give model=... or run it in a cascade "
+            "(GateInput.chat_model)"
+        )
+        raise ValueError(msg)
+    return chosen
 
 
 def usage_of(messages: Sequence[AIMessage | None]) -> UsageMetadata | None:

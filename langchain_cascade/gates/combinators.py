@@ -33,18 +33,38 @@ def _explain(parts: Sequence[tuple[Gate, GateResult]]) -> str:
     )
 
 
-def _details(parts: Sequence[tuple[Gate, GateResult]]) -> dict[str, Any]:
-    return {
-        "parts": [
-            {
-                "gate": gate.gate_name,
-                "passed": r.passed,
-                "score": r.score,
-                "reason": r.reason,
-            }
-            for gate, r in parts
-        ]
-    }
+def _verdict(
+    parts: Sequence[tuple[Gate, GateResult]],
+    *,
+    passed: bool,
+    score: float,
+    reason: str,
+) -> GateResult:
+    """A combination's verdict: its parts' usage summed, each part in the details."""
+    return GateResult(
+        passed=passed,
+        score=score,
+        reason=reason,
+        usage=sum_usage(r.usage for _, r in parts),
+        details={
+            "parts": [
+                {
+                    "gate": gate.gate_name,
+                    "passed": r.passed,
+                    "score": r.score,
+                    "reason": r.reason,
+                }
+                for gate, r in parts
+            ]
+        },
+    )
+
+
+def _failed(
+    parts: Sequence[tuple[Gate, GateResult | None]],
+) -> list[tuple[Gate, GateResult]]:
+    """The parts that have already failed (a partial verdict of ``None`` has not)."""
+    return [(g, r) for g, r in parts if r is not None and not r.passed]
 
 
 class _Combination(Gate):
@@ -115,21 +135,19 @@ class AllOf(_Combination):
         return not result.passed
 
     def _combine(self, parts: Sequence[tuple[Gate, GateResult]]) -> GateResult:
-        results = [r for _, r in parts]
-        passed = all(r.passed for r in results)
-        return GateResult(
+        passed = all(r.passed for _, r in parts)
+        return _verdict(
+            parts,
             passed=passed,
-            score=min(_part_score(r) for r in results),
+            score=min(_part_score(r) for _, r in parts),
             reason=("all passed: " if passed else "failed: ") + _explain(parts),
-            usage=sum_usage(r.usage for r in results),
-            details=_details(parts),
         )
 
     def _combine_partial(
         self, parts: Sequence[tuple[Gate, GateResult | None]]
     ) -> GateResult | None:
         # One part that will fail fails the whole.
-        failed = [(g, r) for g, r in parts if r is not None and not r.passed]
+        failed = _failed(parts)
         if not failed:
             return None
         return self._combine(failed)
@@ -145,14 +163,12 @@ class AnyOf(_Combination):
         return result.passed
 
     def _combine(self, parts: Sequence[tuple[Gate, GateResult]]) -> GateResult:
-        results = [r for _, r in parts]
-        passed = any(r.passed for r in results)
-        return GateResult(
+        passed = any(r.passed for _, r in parts)
+        return _verdict(
+            parts,
             passed=passed,
-            score=max(_part_score(r) for r in results),
+            score=max(_part_score(r) for _, r in parts),
             reason=("passed: " if passed else "all failed: ") + _explain(parts),
-            usage=sum_usage(r.usage for r in results),
-            details=_details(parts),
         )
 
     def _partial_needs(self, judging: Iterable[bool]) -> bool:
@@ -162,7 +178,7 @@ class AnyOf(_Combination):
         self, parts: Sequence[tuple[Gate, GateResult | None]]
     ) -> GateResult | None:
         # Fails only once every part will fail.
-        failed = [(g, r) for g, r in parts if r is not None and not r.passed]
+        failed = _failed(parts)
         if len(failed) < len(parts):
             return None
         return self._combine(failed)
@@ -212,15 +228,14 @@ class Weighted(_Combination):
         )
         score /= total
         passed = score >= self.threshold
-        return GateResult(
+        return _verdict(
+            parts,
             passed=passed,
             score=score,
             reason=(
                 f"weighted score {score:.3f} {'>=' if passed else '<'} "
                 f"{self.threshold}: {_explain(parts)}"
             ),
-            usage=sum_usage(r.usage for r in results),
-            details=_details(parts),
         )
 
 

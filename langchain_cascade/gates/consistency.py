@@ -21,7 +21,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 from pydantic import Field
 
-from langchain_cascade.gates._asking import Batch, StepGate, Steps, usage_of
+from langchain_cascade.gates._asking import (
+    Batch,
+    StepGate,
+    Steps,
+    model_for,
+    usage_of,
+)
 from langchain_cascade.gates.base import GateInput, GateResult
 from langchain_cascade.gates.numbers import last_number
 
@@ -184,13 +190,7 @@ class ConsistencyGate(StepGate):
                 score=0.0,
                 reason="no final answer could be extracted from the answer",
             )
-        model = self.model or gate_input.chat_model
-        if model is None:
-            msg = (
-                "ConsistencyGate needs a model: give model=... or run it in a cascade "
-                "(GateInput.chat_model)"
-            )
-            raise ValueError(msg)
+        model = model_for("ConsistencyGate", self.model, gate_input)
         return model.bind(temperature=self.temperature), target
 
     def _result(self, target: Hashable, outputs: Sequence[object]) -> GateResult:

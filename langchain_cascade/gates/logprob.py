@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
+from langchain_cascade._numeric import quantile
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 
 __all__ = ["Aggregation", "LogprobGate", "token_logprobs"]
@@ -53,20 +54,15 @@ def _min_prob(lps: Sequence[float], _: float) -> float:
     return math.exp(min(lps))
 
 
-def _quantile(lps: Sequence[float], q: float) -> float:
-    ordered = sorted(lps)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    value = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-    return math.exp(value)
+def _quantile_prob(lps: Sequence[float], q: float) -> float:
+    return math.exp(quantile(lps, q))
 
 
 _AGGREGATIONS: dict[str, Callable[[Sequence[float], float], float]] = {
     "geometric_mean": _geometric_mean,
     "mean_prob": _mean_prob,
     "min_prob": _min_prob,
-    "quantile": _quantile,
+    "quantile": _quantile_prob,
 }
 
 

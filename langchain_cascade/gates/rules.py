@@ -49,6 +49,24 @@ def _normalise_apostrophes(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
 
+def _valid_pattern(value: str) -> str:
+    """``value`` when it compiles as a regular expression (a pydantic validator).
+
+    Raises:
+        ValueError: When it does not, with the pattern and the reason.
+
+    Example:
+        >>> _valid_pattern("[0-9]+$")
+        '[0-9]+$'
+    """
+    try:
+        re.compile(value)
+    except re.error as exc:
+        msg = f"pattern {value!r} is not a valid regular expression: {exc}"
+        raise ValueError(msg) from exc
+    return value
+
+
 class HedgingGate(Gate):
     """Fails when the answer hedges or declines ("I am not sure", ...).
 
@@ -147,12 +165,7 @@ class RegexGate(Gate):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            msg = f"pattern {value!r} is not a valid regular expression: {exc}"
-            raise ValueError(msg) from exc
-        return value
+        return _valid_pattern(value)
 
     def evaluate(self, gate_input: GateInput, config: RunnableConfig) -> GateResult:
         """Search the answer's text for the pattern."""

@@ -14,6 +14,7 @@ from langchain_cascade.gates._asking import (
     Steps,
     ask,
     clip,
+    model_for,
     parse_json_reply,
     raw_and_parsed,
     usage_of,
@@ -135,14 +136,7 @@ class SelfCheckGate(StepGate):
             return GateResult(passed=True, reason="tool calls only: nothing to rate")
         if not gate_input.text.strip():
             return GateResult(passed=False, score=0.0, reason="empty answer")
-        model = self.model or gate_input.chat_model
-        if model is None:
-            msg = (
-                "SelfCheckGate needs a model: give model=... or run it in a cascade "
-                "(GateInput.chat_model)"
-            )
-            raise ValueError(msg)
-        return model
+        return model_for("SelfCheckGate", self.model, gate_input)
 
     def _result(self, value: Any, method: str) -> GateResult:
         raw, parsed = raw_and_parsed(value)

@@ -40,7 +40,14 @@ def test_all_is_the_promised_api() -> None:
 
 
 def test_gates_all_resolves() -> None:
-    for name in ("LogprobGate", "HedgingGate", "MinLengthGate", "all_of", "any_of"):
+    for name in (
+        "LogprobGate",
+        "HedgingGate",
+        "MinLengthGate",
+        "LearnedGate",
+        "all_of",
+        "any_of",
+    ):
         assert name in gates.__all__
     for name in gates.__all__:
         assert getattr(gates, name) is not None
