@@ -40,17 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.errors import GraphRecursionError
 from pydantic import Field
 
 from benchmarks.common import EXAMPLE_PRICES, PRICE_NOTE, RESULTS_DIR
+from benchmarks.fakes import ToolFakeChatModel
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.gates import (
     HedgingGate,
@@ -202,8 +198,11 @@ def _prompt_key(model: str, messages: list[BaseMessage], kwargs: dict[str, Any])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-class RecordedModel(BaseChatModel):
+class RecordedModel(ToolFakeChatModel):
     """A local model whose every call is recorded in a ledger and cached by prompt."""
+
+    fake_type = "recorded-local"
+    ls_name_field = "alias"
 
     alias: str
     inner: Any = Field(exclude=True)
@@ -211,29 +210,9 @@ class RecordedModel(BaseChatModel):
     box: Any = Field(exclude=True)
     """Holds the current task's ledger; shared by the copies tiers make."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "recorded-local"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = self.alias
-        return params
-
-    def bind_tools(
-        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
-    ) -> Runnable[Any, AIMessage]:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        choice = {} if tool_choice is None else {"tool_choice": tool_choice}
-        return self.bind(tools=formatted, **choice, **kwargs)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         key = _prompt_key(self.alias, messages, kwargs)
         entry = self.store.entries.get(key)
         live = 0.0
@@ -264,7 +243,7 @@ class RecordedModel(BaseChatModel):
             ledger.add(
                 self.alias, entry["message"]["usage_metadata"], entry["latency_s"], live
             )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return message
 
 
 # --- systems --------------------------------------------------------------------

@@ -70,12 +70,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatResult
 from numpy.typing import NDArray
 
+from benchmarks.fakes import FakeChatModel
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.calibration import (
     CalibrationResult,
@@ -266,42 +264,31 @@ GENERIC = ("answer_chars", "output_tokens")
 """The generic features of the learned gate (no logprobs in the csv)."""
 
 
-class RecordedChatModel(BaseChatModel):
+class RecordedChatModel(FakeChatModel):
     """Answers each prompt with the answer the csv recorded for its model.
 
     Usage is the estimated token count (characters / 4), so ``collect`` prices
     the calls exactly as :func:`call_costs` does.
     """
 
+    fake_type = "recorded"
+    ls_name_field = "model_name"
+
     model_name: str
     answers: dict[str, str]
 
-    @property
-    def _llm_type(self) -> str:
-        return "recorded"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = self.model_name
-        return params
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         prompt = messages[-1].text
         answer = self.answers[prompt]
         p, a = estimated_tokens(prompt), estimated_tokens(answer)
         usage = UsageMetadata(input_tokens=p, output_tokens=a, total_tokens=p + a)
-        message = AIMessage(
+        return AIMessage(
             answer,
             usage_metadata=usage,
             response_metadata={"model_name": self.model_name},
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def replay_cascade(ds: Dataset) -> CascadingChatModel:
