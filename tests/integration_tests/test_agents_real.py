@@ -1,6 +1,7 @@
 """The cascade in a real ``create_agent`` tool loop, traced to a local LangSmith receiver.
 
-Real tiers: Qwen2.5-Coder-0.5B and 1.5B with the package's tool-calling template.
+Real tiers: Qwen2.5-Coder-0.5B and 1.5B with the package's tool-calling template,
+gated by the policy of ``examples/agent.py``.
 A weather question runs through the cascade as the agent's model and through
 ``CascadeMiddleware``, both sticky per thread: the 0.5B picks the tool, its
 second draft (another call after the result) is rejected and the 1.5B answers.
@@ -20,25 +21,15 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
+from examples.agent import ANSWER_GATE, CHEAP, STRONG, TOOL_GATE
 from langchain_cascade import CascadingChatModel
-from langchain_cascade.gates import (
-    HedgingGate,
-    MinLengthGate,
-    ToolCallGate,
-    ToolFirstGate,
-    ToolLoopGate,
-    all_of,
-    by_turn,
-)
+from langchain_cascade.gates import by_turn
 from langchain_cascade.local_models import LocalModels
 from langchain_cascade.middleware import CascadeMiddleware
 from tests.langsmith_receiver import LangSmithReceiver
 
 pytestmark = pytest.mark.real_models
 
-CHEAP, STRONG = "qwen2.5-coder-0.5b-tools", "qwen2.5-coder-1.5b-tools"
-TOOL_GATE = all_of(ToolCallGate(), ToolLoopGate(max_calls=1))
-ANSWER_GATE = all_of(MinLengthGate(min_chars=2), HedgingGate(), ToolFirstGate())
 QUESTION = "What is the weather in Oslo today?"
 
 
