@@ -427,6 +427,31 @@ def run_fold(
     )
 
 
+def both_ways(
+    signal: str,
+    signals: Signals,
+    halves: tuple[NDArray[np.intp], NDArray[np.intp]],
+    *,
+    correct: FloatArray,
+    costs: FloatArray,
+    seed: int,
+) -> list[FoldResult]:
+    """:func:`run_fold` on each half of ``halves`` in turn (fold ``k``: ``seed + k``)."""
+    a, b = halves
+    return [
+        run_fold(
+            signal,
+            signals,
+            correct=correct,
+            costs=costs,
+            train=train,
+            test=test,
+            seed=seed + k,
+        )
+        for k, (train, test) in enumerate([(a, b), (b, a)])
+    ]
+
+
 def _pooled(
     folds: Sequence[FoldResult], correct: FloatArray, costs: FloatArray
 ) -> dict[str, Any]:
@@ -488,19 +513,10 @@ def seed_robustness(
     target = QUALITY_RATIO * float(correct[:, 1].mean())
     rows = []
     for seed in seeds:
-        a, b = split_halves(len(correct), seed)
-        folds = [
-            run_fold(
-                PRIMARY,
-                signals,
-                correct=correct,
-                costs=costs,
-                train=train,
-                test=test,
-                seed=seed + k,
-            )
-            for k, (train, test) in enumerate([(a, b), (b, a)])
-        ]
+        halves = split_halves(len(correct), seed)
+        folds = both_ways(
+            PRIMARY, signals, halves, correct=correct, costs=costs, seed=seed
+        )
         pooled = _pooled(folds, correct, costs)
         rows.append(
             (pooled["accuracy"], pooled["escalation_rate"], pooled["cost_ratio"])
@@ -536,22 +552,13 @@ def run_replay(
     costs = call_costs(ds)
     correct = ds.correct
     signals = compute_signals(ds)
-    a, b = split_halves(ds.n, seed)
+    halves = split_halves(ds.n, seed)
     per_signal: dict[str, Any] = {}
     folds_by_signal: dict[str, list[FoldResult]] = {}
     for signal in [*signals.scores, PRIMARY]:
-        folds = [
-            run_fold(
-                signal,
-                signals,
-                correct=correct,
-                costs=costs,
-                train=train,
-                test=test,
-                seed=seed + k,
-            )
-            for k, (train, test) in enumerate([(a, b), (b, a)])
-        ]
+        folds = both_ways(
+            signal, signals, halves, correct=correct, costs=costs, seed=seed
+        )
         folds_by_signal[signal] = folds
         per_signal[signal] = {
             **_pooled(folds, correct, costs),
@@ -616,7 +623,7 @@ def run_replay(
         },
         "protocol": {
             "split": f"numpy default_rng({seed}).permutation, halves of "
-            f"{len(a)} / {len(b)}; fit on one, score on the other, both ways",
+            f"{len(halves[0])} / {len(halves[1])}; fit on one, score on the other, both ways",
             "operating_point": f"min cost s.t. quality >= {QUALITY_RATIO} x GPT-4 "
             "accuracy on the training half",
             "pooled": "accuracy, escalation and cost pool both held-out halves; "
