@@ -122,6 +122,15 @@ def regenerate_command(
     return " ".join([f".venv/bin/python -m {module}", *kept])
 
 
+def regenerate_block(command: str) -> list[str]:
+    """A report's "Regenerate:" lines: ``command`` in a bash block.
+
+    >>> regenerate_block("make x")
+    ['Regenerate:', '', '```bash', 'make x', '```']
+    """
+    return ["Regenerate:", "", "```bash", command, "```"]
+
+
 @dataclass(frozen=True)
 class Query:
     """One benchmark item."""
