@@ -1236,14 +1236,22 @@ def run(spec: Spec, args: argparse.Namespace) -> None:
     )
 
 
-def arguments(description: str) -> argparse.ArgumentParser:
-    """The options every local benchmark takes."""
+def arguments(
+    description: str,
+    *,
+    from_cache_help: str = "re-analyse the cached answers without starting the models",
+) -> argparse.ArgumentParser:
+    """The options every local benchmark takes.
+
+    Args:
+        description: The parser's description.
+        from_cache_help: The help of ``--from-cache``: what the benchmark reuses.
+
+    Returns:
+        The parser with ``--data-dir``, ``--out-dir`` and ``--from-cache``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
-    parser.add_argument(
-        "--from-cache",
-        action="store_true",
-        help="re-analyse the cached answers without starting the models",
-    )
+    parser.add_argument("--from-cache", action="store_true", help=from_cache_help)
     return parser
