@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +44,7 @@ from langchain_core.tools import tool
 from langgraph.errors import GraphRecursionError
 from pydantic import Field
 
-from benchmarks.common import EXAMPLE_PRICES, PRICE_NOTE, RESULTS_DIR
+from benchmarks.common import EXAMPLE_PRICES, PRICE_NOTE, RESULTS_DIR, written_numbers
 from benchmarks.fakes import ToolFakeChatModel
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.gates import (
@@ -293,18 +292,9 @@ def build_systems(
     }
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def states(text: str, expected: float) -> bool:
     """Whether ``text`` states ``expected`` (any number in it equal to it)."""
-    for raw in _NUMBER.findall(text):
-        try:
-            if abs(float(raw.replace(",", "")) - expected) < 1e-6:
-                return True
-        except ValueError:
-            continue
-    return False
+    return any(abs(float(n) - expected) < 1e-6 for n in written_numbers(text))
 
 
 @dataclass

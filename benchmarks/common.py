@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,6 +95,20 @@ def resolve_data_dir(cli_value: str | None = None) -> Path:
         )
         raise SystemExit(msg)
     return path
+
+
+WRITTEN_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+"""A number as an answer writes it: an optional minus, digits (commas among them
+allowed) and optional decimals."""
+
+
+def written_numbers(text: str) -> list[str]:
+    """The numbers written in ``text`` (``WRITTEN_NUMBER``), in order, commas dropped.
+
+    >>> written_numbers("6 notebooks cost $1,200.50, not -3.")
+    ['6', '1200.50', '-3']
+    """
+    return [raw.replace(",", "") for raw in WRITTEN_NUMBER.findall(text)]
 
 
 def regenerate_command(
