@@ -157,6 +157,17 @@ def tiers(*replies: str) -> list[ScriptedChatModel]:
     return [ScriptedChatModel(model=f"m{i}", reply=r) for i, r in enumerate(replies)]
 
 
+def stray_threads() -> int:
+    """Threads running but the package's loop and workers and asyncio's own.
+
+    A call that leaves none behind leaves this count as it found it.
+    """
+    return sum(
+        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
+        for t in threading.enumerate()
+    )
+
+
 def cascade_meta(message: BaseMessage) -> dict[str, Any]:
     meta: dict[str, Any] = message.response_metadata["cascade"]
     return meta

@@ -23,6 +23,7 @@ from tests.unit_tests.fake_models import (
     ScriptedChatModel,
     call,
     cascade_meta,
+    stray_threads,
     tiers,
 )
 
@@ -545,7 +546,7 @@ def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
     timeout: Any = {"field": 0.2, "per-tier": [0.2, None], "per-call": None}[how]
     cascade = CascadingChatModel(models=models, gates=[HedgingGate()], timeout=timeout)
     model: Any = cascade.bind(timeout=0.2) if how == "per-call" else cascade
-    threads = _threads()
+    threads = stray_threads()
     started = time.perf_counter()
     answer = call(model, mode, "q")
     elapsed = time.perf_counter() - started
@@ -555,17 +556,8 @@ def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
     assert meta["attempts"][0]["reason"] == "timeout after 0.2s"
     assert meta["attempts"][0]["error"] == "TierTimeoutError: timeout after 0.2s"
     assert elapsed < 5
-    assert _threads() == threads  # no thread left but the package's one loop
+    assert stray_threads() == threads  # no thread left but the package's one loop
     assert pending_tasks() == 0  # the hung tier was cancelled on that loop
-
-
-def _threads() -> int:
-    import threading
-
-    return sum(
-        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
-        for t in threading.enumerate()
-    )
 
 
 @pytest.mark.parametrize("mode", MODES)
