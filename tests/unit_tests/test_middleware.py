@@ -296,17 +296,18 @@ class Weather(BaseModel):
     sky: str
 
 
+def _structured_weather() -> AIMessage:
+    """A tier's structured answer for Oslo: a ``Weather`` call, as agents ask it."""
+    call = {"name": "Weather", "args": {"city": "Oslo", "sky": "sunny"}, "id": "s1"}
+    return AIMessage("", tool_calls=[call], usage_metadata=USAGE)
+
+
 def test_middleware_structured_response_from_the_accepted_tier(
     get_weather: Any,
 ) -> None:
-    structured = {
-        "name": "Weather",
-        "args": {"city": "Oslo", "sky": "sunny"},
-        "id": "s1",
-    }
     cheap = ScriptedChatModel(
         model="cheap",
-        script=[AIMessage("", tool_calls=[structured], usage_metadata=USAGE)],
+        script=[_structured_weather()],
     )
     strong = ScriptedChatModel(model="strong", reply="unused")
     agent = create_agent(
@@ -479,14 +480,9 @@ def test_cascade_model_keeps_a_rejected_drafts_calls_out_of_the_agent(
 
 
 def test_cascade_model_structured_response_and_profile(get_weather: Any) -> None:
-    structured = {
-        "name": "Weather",
-        "args": {"city": "Oslo", "sky": "sunny"},
-        "id": "s1",
-    }
     cheap = ScriptedChatModel(
         model="cheap",
-        script=[AIMessage("", tool_calls=[structured], usage_metadata=USAGE)],
+        script=[_structured_weather()],
         profile={
             "tool_calling": True,
             "structured_output": False,
