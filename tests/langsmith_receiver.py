@@ -633,6 +633,14 @@ class LangSmithReceiver:
             key=_sort_key,
         )
 
+    def ancestor(self, run: Run, name: str) -> Run | None:
+        """The nearest run above ``run`` named ``name``, or ``None``."""
+        while run.get("parent_run_id"):
+            run = self.runs[str(run["parent_run_id"])]
+            if run["name"] == name:
+                return run
+        return None
+
     def roots(self) -> list[Run]:
         """Runs without a parent, ordered by ``dotted_order``."""
         return sorted(

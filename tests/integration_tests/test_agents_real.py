@@ -69,14 +69,6 @@ def _state_call_ids(messages: list[BaseMessage]) -> set[str]:
     }
 
 
-def _model_node(rx: LangSmithReceiver, run: dict[str, Any]) -> dict[str, Any] | None:
-    while run.get("parent_run_id"):
-        run = rx.runs[str(run["parent_run_id"])]
-        if run["name"] == "model":
-            return run
-    return None
-
-
 def _output_call_ids(run: dict[str, Any]) -> set[str]:
     """Tool-call ids in a traced chat-model run's output message."""
     ids: set[str] = set()
@@ -120,7 +112,7 @@ def test_traced_agent_run_on_real_tool_calling_models(
     ]
     assert len(attempts) == sum(len(s["attempts"]) for s in stories), receiver.tree()
     for run in [*attempts, *receiver.find(tag="cascade:gate")]:
-        assert _model_node(receiver, run) is not None, receiver.tree()
+        assert receiver.ancestor(run, "model") is not None, receiver.tree()
 
     # A rejected draft's tool calls are traced but never reach the agent's state.
     rejected = [a for s in stories for a in s["attempts"] if not a["accepted"]]

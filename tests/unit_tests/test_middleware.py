@@ -519,14 +519,6 @@ def receiver() -> Iterator[LangSmithReceiver]:
         yield rx
 
 
-def _model_node(rx: LangSmithReceiver, run: dict[str, Any]) -> dict[str, Any] | None:
-    while run.get("parent_run_id"):
-        run = rx.runs[str(run["parent_run_id"])]
-        if run["name"] == "model":
-            return run
-    return None
-
-
 def test_middleware_attempts_nest_under_the_model_node(
     receiver: LangSmithReceiver, get_weather: Any
 ) -> None:
@@ -551,7 +543,7 @@ def test_middleware_attempts_nest_under_the_model_node(
     gates = receiver.find(tag="cascade:gate")
     assert (len(tiers0), len(tiers1), len(gates)) == (2, 1, 2), receiver.tree()
     for run in [*tiers0, *tiers1, *gates]:
-        node = _model_node(receiver, run)
+        node = receiver.ancestor(run, "model")
         assert node is not None, receiver.tree()
     # The draft was traced (the attempt is visible) but is not in the agent's state.
     draft = next(r for r in tiers0 if "bad1" in str(r.get("outputs")))
