@@ -344,21 +344,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     started_all = time.perf_counter()
     with LocalModels([CHEAP, STRONG], n_threads=args.threads, n_parallel=1) as local:
         box: dict[str, Ledger] = {}
-        cheap = RecordedModel(
-            alias=CHEAP,
-            box=box,
-            inner=local.chat_model(
-                CHEAP, temperature=0, max_tokens=MAX_TOKENS, timeout=300
-            ),
-            store=cache,
-        )
-        strong = RecordedModel(
-            alias=STRONG,
-            box=box,
-            inner=local.chat_model(
-                STRONG, temperature=0, max_tokens=MAX_TOKENS, timeout=300
-            ),
-            store=cache,
+        cheap, strong = (
+            RecordedModel(
+                alias=alias,
+                box=box,
+                inner=local.chat_model(
+                    alias, temperature=0, max_tokens=MAX_TOKENS, timeout=300
+                ),
+                store=cache,
+            )
+            for alias in (CHEAP, STRONG)
         )
         systems = build_systems(cheap, strong)
         chosen = [s for s in args.systems.split(",") if s] or list(systems)
