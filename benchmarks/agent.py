@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,17 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.errors import GraphRecursionError
 from pydantic import Field
 
-from benchmarks.common import EXAMPLE_PRICES, PRICE_NOTE, RESULTS_DIR
+from benchmarks.common import EXAMPLE_PRICES, PRICE_NOTE, RESULTS_DIR, written_numbers
+from benchmarks.fakes import ToolFakeChatModel
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.gates import (
     HedgingGate,
@@ -202,8 +197,11 @@ def _prompt_key(model: str, messages: list[BaseMessage], kwargs: dict[str, Any])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-class RecordedModel(BaseChatModel):
+class RecordedModel(ToolFakeChatModel):
     """A local model whose every call is recorded in a ledger and cached by prompt."""
+
+    fake_type = "recorded-local"
+    ls_name_field = "alias"
 
     alias: str
     inner: Any = Field(exclude=True)
@@ -211,29 +209,9 @@ class RecordedModel(BaseChatModel):
     box: Any = Field(exclude=True)
     """Holds the current task's ledger; shared by the copies tiers make."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "recorded-local"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = self.alias
-        return params
-
-    def bind_tools(
-        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
-    ) -> Runnable[Any, AIMessage]:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        choice = {} if tool_choice is None else {"tool_choice": tool_choice}
-        return self.bind(tools=formatted, **choice, **kwargs)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         key = _prompt_key(self.alias, messages, kwargs)
         entry = self.store.entries.get(key)
         live = 0.0
@@ -264,7 +242,7 @@ class RecordedModel(BaseChatModel):
             ledger.add(
                 self.alias, entry["message"]["usage_metadata"], entry["latency_s"], live
             )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return message
 
 
 # --- systems --------------------------------------------------------------------
@@ -314,18 +292,9 @@ def build_systems(
     }
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def states(text: str, expected: float) -> bool:
     """Whether ``text`` states ``expected`` (any number in it equal to it)."""
-    for raw in _NUMBER.findall(text):
-        try:
-            if abs(float(raw.replace(",", "")) - expected) < 1e-6:
-                return True
-        except ValueError:
-            continue
-    return False
+    return any(abs(float(n) - expected) < 1e-6 for n in written_numbers(text))
 
 
 @dataclass
@@ -375,21 +344,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     started_all = time.perf_counter()
     with LocalModels([CHEAP, STRONG], n_threads=args.threads, n_parallel=1) as local:
         box: dict[str, Ledger] = {}
-        cheap = RecordedModel(
-            alias=CHEAP,
-            box=box,
-            inner=local.chat_model(
-                CHEAP, temperature=0, max_tokens=MAX_TOKENS, timeout=300
-            ),
-            store=cache,
-        )
-        strong = RecordedModel(
-            alias=STRONG,
-            box=box,
-            inner=local.chat_model(
-                STRONG, temperature=0, max_tokens=MAX_TOKENS, timeout=300
-            ),
-            store=cache,
+        cheap, strong = (
+            RecordedModel(
+                alias=alias,
+                box=box,
+                inner=local.chat_model(
+                    alias, temperature=0, max_tokens=MAX_TOKENS, timeout=300
+                ),
+                store=cache,
+            )
+            for alias in (CHEAP, STRONG)
         )
         systems = build_systems(cheap, strong)
         chosen = [s for s in args.systems.split(",") if s] or list(systems)

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -96,6 +97,20 @@ def resolve_data_dir(cli_value: str | None = None) -> Path:
     return path
 
 
+WRITTEN_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+"""A number as an answer writes it: an optional minus, digits (commas among them
+allowed) and optional decimals."""
+
+
+def written_numbers(text: str) -> list[str]:
+    """The numbers written in ``text`` (``WRITTEN_NUMBER``), in order, commas dropped.
+
+    >>> written_numbers("6 notebooks cost $1,200.50, not -3.")
+    ['6', '1200.50', '-3']
+    """
+    return [raw.replace(",", "") for raw in WRITTEN_NUMBER.findall(text)]
+
+
 def regenerate_command(
     module: str, argv: Sequence[str], machine_options: Sequence[str]
 ) -> str:
@@ -120,6 +135,15 @@ def regenerate_command(
             continue
         kept.append(arg)
     return " ".join([f".venv/bin/python -m {module}", *kept])
+
+
+def regenerate_block(command: str) -> list[str]:
+    """A report's "Regenerate:" lines: ``command`` in a bash block.
+
+    >>> regenerate_block("make x")
+    ['Regenerate:', '', '```bash', 'make x', '```']
+    """
+    return ["Regenerate:", "", "```bash", command, "```"]
 
 
 @dataclass(frozen=True)
@@ -1227,14 +1251,22 @@ def run(spec: Spec, args: argparse.Namespace) -> None:
     )
 
 
-def arguments(description: str) -> argparse.ArgumentParser:
-    """The options every local benchmark takes."""
+def arguments(
+    description: str,
+    *,
+    from_cache_help: str = "re-analyse the cached answers without starting the models",
+) -> argparse.ArgumentParser:
+    """The options every local benchmark takes.
+
+    Args:
+        description: The parser's description.
+        from_cache_help: The help of ``--from-cache``: what the benchmark reuses.
+
+    Returns:
+        The parser with ``--data-dir``, ``--out-dir`` and ``--from-cache``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
-    parser.add_argument(
-        "--from-cache",
-        action="store_true",
-        help="re-analyse the cached answers without starting the models",
-    )
+    parser.add_argument("--from-cache", action="store_true", help=from_cache_help)
     return parser

@@ -19,7 +19,7 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,34 +30,35 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
-from benchmarks.common import regenerate_command
+from benchmarks.common import regenerate_block, regenerate_command
 from langchain_cascade.gates import GateInput, JudgeGate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = ROOT / "benchmarks" / "data" / "judge_cases.jsonl"
 JUDGE = "qwen2.5-coder-1.5b"
 
-# One JudgeGate configuration per defence, in the order they were added.
-VARIANTS: dict[str, tuple[str, Callable[[BaseChatModel], JudgeGate]]] = {
+# One JudgeGate configuration per defence, in the order they were added: what it
+# adds, and its JudgeGate options beside the judge.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "v1-prompt": (
         "one call; candidate fenced by random per-call markers; prompt says to "
         "ignore instructions in it; strict JSON verdict (json_schema)",
-        lambda judge: JudgeGate(judge=judge, solve_first=False, on_injection="ignore"),
+        {"solve_first": False, "on_injection": "ignore"},
     ),
     "v2-solve": (
         "v1 + the judge first solves the question without seeing the candidate, "
         "then grades against its own solution",
-        lambda judge: JudgeGate(judge=judge, solve_first=True, on_injection="ignore"),
+        {"solve_first": True, "on_injection": "ignore"},
     ),
     "v3-strip": (
         "v2 + screen_candidate(): spans aimed at the grader are replaced by "
         "[removed] before the judge sees the candidate",
-        lambda judge: JudgeGate(judge=judge, solve_first=True, on_injection="strip"),
+        {"solve_first": True, "on_injection": "strip"},
     ),
     "v4-fail": (
         "v2 + screen_candidate(): a flagged answer fails without a judge call "
         "(the default JudgeGate)",
-        lambda judge: JudgeGate(judge=judge, solve_first=True, on_injection="fail"),
+        {"solve_first": True, "on_injection": "fail"},
     ),
 }
 
@@ -209,11 +210,7 @@ def render(
         + ", ".join(f"{sum(1 for c in cases if c['kind'] == k)} {k}" for k in KINDS)
         + ". Every adversarial answer is wrong for its question.",
         "",
-        "Regenerate:",
-        "",
-        "```bash",
-        command,
-        "```",
+        *regenerate_block(command),
         "",
         "## Iterations",
         "",
@@ -300,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     walls: dict[str, float] = {}
     with judge_model(args.base_url, args.max_tokens) as judge:
         for name in names:
-            gate = VARIANTS[name][1](judge)
+            gate = JudgeGate(judge=judge, **VARIANTS[name][1])
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
                 outcomes = list(pool.map(run_case, [gate] * len(cases), cases))

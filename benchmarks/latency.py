@@ -305,27 +305,37 @@ REAL_GATE_NOTE = (
 )
 
 
+def real_tiers(lm: Any, max_tokens: int = REAL_MAX_TOKENS) -> list[BaseChatModel]:
+    """The real tiers of ``lm`` (a ``LocalModels``): Qwen2.5-Coder 0.5B, then 1.5B.
+
+    Temperature 0, with logprobs and streamed usage.
+    """
+    return [
+        lm.chat_model(
+            name,
+            temperature=0,
+            max_tokens=max_tokens,
+            logprobs=True,
+            stream_usage=True,
+        )
+        for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+    ]
+
+
+def real_gate() -> Gate:
+    """The real tiers' gate (``REAL_GATE_NOTE``)."""
+    return all_of(HedgingGate(), LogprobGate(aggregation="min_prob", threshold=0.3))
+
+
 def real_queries(lm: Any) -> list[Query]:
     """Qwen2.5-Coder 0.5B -> 1.5B; the 0.5B guesses the hard query's answer unsure."""
     from langchain_cascade.local_models import example_prices
 
-    def tiers() -> list[BaseChatModel]:
-        return [
-            lm.chat_model(
-                name,
-                temperature=0,
-                max_tokens=REAL_MAX_TOKENS,
-                logprobs=True,
-                stream_usage=True,
-            )
-            for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
-        ]
-
-    gate = all_of(HedgingGate(), LogprobGate(aggregation="min_prob", threshold=0.3))
+    gate = real_gate()
     prices = example_prices()
     return [
-        Query("easy", REAL_EASY, tiers(), gate, prices),
-        Query("hard, unsure", REAL_HARD, tiers(), gate, prices),
+        Query("easy", REAL_EASY, real_tiers(lm), gate, prices),
+        Query("hard, unsure", REAL_HARD, real_tiers(lm), gate, prices),
     ]
 
 

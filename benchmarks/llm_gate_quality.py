@@ -40,7 +40,7 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from benchmarks.common import regenerate_command, resolve_data_dir
+from benchmarks.common import regenerate_block, regenerate_command, resolve_data_dir
 from langchain_cascade.gates import (
     ConsistencyGate,
     Gate,
@@ -270,11 +270,7 @@ def render(  # noqa: PLR0917 - one report, one call site
         "gate lets through. Seconds = sum of per-call wall times (calls overlap, "
         "2 shared cores); tokens = prompt + completion of the gate's own calls.",
         "",
-        "Regenerate:",
-        "",
-        "```bash",
-        command,
-        "```",
+        *regenerate_block(command),
         "",
         "| gate | precision | recall | escalation rate | kept accuracy "
         "| mean score right / wrong | unparsed "

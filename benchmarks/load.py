@@ -35,16 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 
 from benchmarks.common import markdown_table
+from benchmarks.fakes import AsyncFakeChatModel
 from langchain_cascade import CascadeMonitor, CascadingChatModel, ModelPrice
 from langchain_cascade.gates import HedgingGate
 
@@ -56,55 +52,37 @@ PRICES = {
 USAGE = UsageMetadata(input_tokens=10, output_tokens=5, total_tokens=15)
 
 
-class LatencyChatModel(BaseChatModel):
+class LatencyChatModel(AsyncFakeChatModel):
     """A fake tier that takes ``latency_s`` and names the question it answers.
 
     The question is ``"question #<n>"``; the answer ``"<model> answers #<n>"``,
     or ``"I am not sure."`` when ``hedge_every`` divides ``n``.
     """
 
+    fake_type = "latency-fake"
+    identifying_fields = ("model", "latency_s")
+
     model: str
     latency_s: float
     hedge_every: int = 0
 
-    @property
-    def _llm_type(self) -> str:
-        return "latency-fake"
+    def _wait_s(self) -> float:
+        return self.latency_s
 
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "latency_s": self.latency_s}
+    def _async_wait_s(self) -> float:
+        return self.latency_s
 
-    def _answer(self, messages: list[BaseMessage]) -> ChatResult:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         number = question_number(messages[-1].text)
         hedges = self.hedge_every and number % self.hedge_every == 0
         text = "I am not sure." if hedges else f"{self.model} answers #{number}"
-        message = AIMessage(
+        return AIMessage(
             text,
             usage_metadata=USAGE,
             response_metadata={"model_name": self.model},
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        time.sleep(self.latency_s)
-        return self._answer(messages)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        await asyncio.sleep(self.latency_s)
-        return self._answer(messages)
 
 
 def question_number(text: str) -> int:

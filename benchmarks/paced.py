@@ -12,19 +12,18 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr
+
+from benchmarks.fakes import ToolFakeChatModel, merged_result
 
 __all__ = ["PacedChatModel", "split_tokens"]
 
@@ -38,12 +37,18 @@ def split_tokens(text: str) -> list[str]:
     return re.findall(r"\S+\s*", text)
 
 
-class PacedChatModel(BaseChatModel):
+class PacedChatModel(ToolFakeChatModel):
     """Streams ``reply`` one token every ``token_s`` after ``first_token_s``.
 
     ``logprobs`` gives each token's logprob (cycled when shorter than the reply);
-    the last chunk carries the usage, as OpenAI-style servers send it.
+    the last chunk carries the usage, as OpenAI-style servers send it. Tools
+    can be bound (the fake never calls them).
     """
+
+    fake_type = "paced"
+    identifying_fields = ("model", "reply")
+    ls_name_field = "model"
+    forwards_tool_choice = False
 
     model: str = "paced"
     reply: str = "OK."
@@ -58,42 +63,29 @@ class PacedChatModel(BaseChatModel):
     _tokens_sent: int = PrivateAttr(default=0)
     _start_times: list[float] = PrivateAttr(default_factory=list)
 
-    @property
-    def _llm_type(self) -> str:
-        return "paced"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "reply": self.reply}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = self.model
-        return params
+    def _count(self, name: str) -> int:
+        with self._lock:
+            return int(getattr(self, name))
 
     @property
     def open_streams(self) -> int:
         """Streams started and not yet finished or closed."""
-        with self._lock:
-            return self._open
+        return self._count("_open")
 
     @property
     def stopped_early(self) -> int:
         """Streams closed or cancelled before their last token."""
-        with self._lock:
-            return self._stopped_early
+        return self._count("_stopped_early")
 
     @property
     def started(self) -> int:
         """Streams started."""
-        with self._lock:
-            return self._started
+        return self._count("_started")
 
     @property
     def tokens_sent(self) -> int:
         """Tokens written, over all streams."""
-        with self._lock:
-            return self._tokens_sent
+        return self._count("_tokens_sent")
 
     @property
     def start_times(self) -> list[float]:
@@ -201,17 +193,7 @@ class PacedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        merged: AIMessageChunk | None = None
-        for chunk in self._stream(messages, stop, run_manager, **kwargs):
-            part = cast("AIMessageChunk", chunk.message)
-            merged = part if merged is None else merged + part
-        assert merged is not None  # noqa: S101 - a reply has at least one token
-        message = AIMessage(
-            content=merged.content,
-            response_metadata=merged.response_metadata,
-            usage_metadata=merged.usage_metadata,
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return merged_result(self._stream(messages, stop, run_manager, **kwargs))
 
     async def _agenerate(
         self,
@@ -220,25 +202,5 @@ class PacedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        merged: AIMessageChunk | None = None
-        async for chunk in self._astream(messages, stop, run_manager, **kwargs):
-            part = cast("AIMessageChunk", chunk.message)
-            merged = part if merged is None else merged + part
-        assert merged is not None  # noqa: S101 - a reply has at least one token
-        message = AIMessage(
-            content=merged.content,
-            response_metadata=merged.response_metadata,
-            usage_metadata=merged.usage_metadata,
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def bind_tools(
-        self,
-        tools: Sequence[Any],
-        *,
-        tool_choice: Any = None,
-        **kwargs: Any,
-    ) -> Runnable[Any, AIMessage]:
-        """Accept tools (the fake never calls them)."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, **kwargs)
+        stream = self._astream(messages, stop, run_manager, **kwargs)
+        return merged_result([chunk async for chunk in stream])

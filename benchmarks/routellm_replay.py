@@ -70,12 +70,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatResult
 from numpy.typing import NDArray
 
+from benchmarks.fakes import FakeChatModel
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.calibration import (
     CalibrationResult,
@@ -266,42 +264,31 @@ GENERIC = ("answer_chars", "output_tokens")
 """The generic features of the learned gate (no logprobs in the csv)."""
 
 
-class RecordedChatModel(BaseChatModel):
+class RecordedChatModel(FakeChatModel):
     """Answers each prompt with the answer the csv recorded for its model.
 
     Usage is the estimated token count (characters / 4), so ``collect`` prices
     the calls exactly as :func:`call_costs` does.
     """
 
+    fake_type = "recorded"
+    ls_name_field = "model_name"
+
     model_name: str
     answers: dict[str, str]
 
-    @property
-    def _llm_type(self) -> str:
-        return "recorded"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = self.model_name
-        return params
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         prompt = messages[-1].text
         answer = self.answers[prompt]
         p, a = estimated_tokens(prompt), estimated_tokens(answer)
         usage = UsageMetadata(input_tokens=p, output_tokens=a, total_tokens=p + a)
-        message = AIMessage(
+        return AIMessage(
             answer,
             usage_metadata=usage,
             response_metadata={"model_name": self.model_name},
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def replay_cascade(ds: Dataset) -> CascadingChatModel:
@@ -440,6 +427,31 @@ def run_fold(
     )
 
 
+def both_ways(
+    signal: str,
+    signals: Signals,
+    halves: tuple[NDArray[np.intp], NDArray[np.intp]],
+    *,
+    correct: FloatArray,
+    costs: FloatArray,
+    seed: int,
+) -> list[FoldResult]:
+    """:func:`run_fold` on each half of ``halves`` in turn (fold ``k``: ``seed + k``)."""
+    a, b = halves
+    return [
+        run_fold(
+            signal,
+            signals,
+            correct=correct,
+            costs=costs,
+            train=train,
+            test=test,
+            seed=seed + k,
+        )
+        for k, (train, test) in enumerate([(a, b), (b, a)])
+    ]
+
+
 def _pooled(
     folds: Sequence[FoldResult], correct: FloatArray, costs: FloatArray
 ) -> dict[str, Any]:
@@ -501,19 +513,10 @@ def seed_robustness(
     target = QUALITY_RATIO * float(correct[:, 1].mean())
     rows = []
     for seed in seeds:
-        a, b = split_halves(len(correct), seed)
-        folds = [
-            run_fold(
-                PRIMARY,
-                signals,
-                correct=correct,
-                costs=costs,
-                train=train,
-                test=test,
-                seed=seed + k,
-            )
-            for k, (train, test) in enumerate([(a, b), (b, a)])
-        ]
+        halves = split_halves(len(correct), seed)
+        folds = both_ways(
+            PRIMARY, signals, halves, correct=correct, costs=costs, seed=seed
+        )
         pooled = _pooled(folds, correct, costs)
         rows.append(
             (pooled["accuracy"], pooled["escalation_rate"], pooled["cost_ratio"])
@@ -549,22 +552,13 @@ def run_replay(
     costs = call_costs(ds)
     correct = ds.correct
     signals = compute_signals(ds)
-    a, b = split_halves(ds.n, seed)
+    halves = split_halves(ds.n, seed)
     per_signal: dict[str, Any] = {}
     folds_by_signal: dict[str, list[FoldResult]] = {}
     for signal in [*signals.scores, PRIMARY]:
-        folds = [
-            run_fold(
-                signal,
-                signals,
-                correct=correct,
-                costs=costs,
-                train=train,
-                test=test,
-                seed=seed + k,
-            )
-            for k, (train, test) in enumerate([(a, b), (b, a)])
-        ]
+        folds = both_ways(
+            signal, signals, halves, correct=correct, costs=costs, seed=seed
+        )
         folds_by_signal[signal] = folds
         per_signal[signal] = {
             **_pooled(folds, correct, costs),
@@ -629,7 +623,7 @@ def run_replay(
         },
         "protocol": {
             "split": f"numpy default_rng({seed}).permutation, halves of "
-            f"{len(a)} / {len(b)}; fit on one, score on the other, both ways",
+            f"{len(halves[0])} / {len(halves[1])}; fit on one, score on the other, both ways",
             "operating_point": f"min cost s.t. quality >= {QUALITY_RATIO} x GPT-4 "
             "accuracy on the training half",
             "pooled": "accuracy, escalation and cost pool both held-out halves; "

@@ -27,7 +27,6 @@ Run: ``python -m benchmarks.tier_selection`` (writes
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, resolve_data_dir
+from benchmarks.common import arguments, resolve_data_dir
 from benchmarks.workload import (
     ALL_TIERS,
     CALCULATION,
@@ -314,13 +313,10 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
-    parser.add_argument(
-        "--from-cache",
-        action="store_true",
-        help="reuse the speeds and memory in tier_selection.json and the cached answers",
+    parser = arguments(
+        __doc__.split("\n\n")[0],
+        from_cache_help="reuse the speeds and memory in tier_selection.json and the "
+        "cached answers",
     )
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)

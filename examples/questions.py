@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmarks.common import resolve_data_dir
+from benchmarks.common import WRITTEN_NUMBER, resolve_data_dir, written_numbers
 from benchmarks.workload import Item, load_sample
 
 __all__ = [
@@ -133,16 +133,10 @@ def generated_questions(
     return out
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def final_answer(text: str) -> str:
     """The answer in a reply: its last number, else its lowercased text."""
-    numbers = _NUMBER.findall(text)
-    if numbers:
-        last: str = numbers[-1]
-        return last.replace(",", "").rstrip(".")
-    return text.strip().lower()
+    numbers = written_numbers(text)
+    return numbers[-1] if numbers else text.strip().lower()
 
 
 def is_correct(reply: str, expected: str) -> bool:
@@ -158,7 +152,7 @@ def is_correct(reply: str, expected: str) -> bool:
     Returns:
         Whether they agree.
     """
-    if _NUMBER.fullmatch(expected):
+    if WRITTEN_NUMBER.fullmatch(expected):
         got = final_answer(reply)
         try:
             return float(got) == float(expected)

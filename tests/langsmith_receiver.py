@@ -633,6 +633,14 @@ class LangSmithReceiver:
             key=_sort_key,
         )
 
+    def ancestor(self, run: Run, name: str) -> Run | None:
+        """The nearest run above ``run`` named ``name``, or ``None``."""
+        while run.get("parent_run_id"):
+            run = self.runs[str(run["parent_run_id"])]
+            if run["name"] == name:
+                return run
+        return None
+
     def roots(self) -> list[Run]:
         """Runs without a parent, ordered by ``dotted_order``."""
         return sorted(
@@ -822,91 +830,58 @@ class LangSmithReceiver:
     ) -> tuple[int, Any] | None:
         """The read side: datasets, examples, projects and the runs query."""
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(record.path_query).query)
-
-        def one(key: str) -> str | None:
-            values = query.get(key)
-            return values[0] if values else None
-
-        parts = path.strip("/").split("/")
+        req = _Read(method, path.strip("/").split("/"), query, record)
         try:
-            return self._route_collection(method, parts, query, one, record)
+            return self._route_collection(req)
         except _ConflictError as exc:
             return 409, {"detail": str(exc)}
 
-    def _route_collection(
-        self,
-        method: str,
-        parts: list[str],
-        query: dict[str, list[str]],
-        one: Callable[[str], str | None],
-        record: RecordedRequest,
-    ) -> tuple[int, Any] | None:
+    def _route_collection(self, req: _Read) -> tuple[int, Any] | None:
         routes = {
             "datasets": self._datasets_route,
             "examples": self._examples_route,
             "sessions": self._sessions_route,
         }
-        if parts[0] in routes:
-            return routes[parts[0]](method, parts, query, one, record)
-        if parts[0] == "runs" and method == "POST" and parts[1:] == ["query"]:
-            return 200, {"runs": self._query_runs(_json(record.body)), "cursors": {}}
+        if req.parts[0] in routes:
+            return routes[req.parts[0]](req)
+        if req.method == "POST" and req.parts == ["runs", "query"]:
+            return 200, {"runs": self._query_runs(req.body()), "cursors": {}}
         return None
 
-    def _datasets_route(
-        self,
-        method: str,
-        parts: list[str],
-        query: dict[str, list[str]],
-        one: Callable[[str], str | None],
-        record: RecordedRequest,
-    ) -> tuple[int, Any] | None:
-        if method == "POST" and len(parts) == 1:
-            return 200, self._new_dataset(_json(record.body))
-        if method == "GET" and len(parts) == 2:
-            found = self._datasets.get(parts[1])
+    def _datasets_route(self, req: _Read) -> tuple[int, Any] | None:
+        if req.method == "POST" and len(req.parts) == 1:
+            return 200, self._new_dataset(req.body())
+        if req.method == "GET" and len(req.parts) == 2:
+            found = self._datasets.get(req.parts[1])
             return (200, found) if found else (404, {"detail": "Not Found"})
-        if method == "GET" and len(parts) == 1:
-            name = one("name")
+        if req.method == "GET" and len(req.parts) == 1:
+            name = req.one("name")
             return 200, [
                 d for d in self._datasets.values() if name in (None, d["name"])
             ]
         return None
 
-    def _examples_route(
-        self,
-        method: str,
-        parts: list[str],
-        query: dict[str, list[str]],
-        one: Callable[[str], str | None],
-        record: RecordedRequest,
-    ) -> tuple[int, Any] | None:
-        if method == "POST" and parts[1:] == ["bulk"]:
-            return 200, [self._new_example(e) for e in _json(record.body)]
-        if method == "POST" and len(parts) == 1:
-            return 200, self._new_example(_json(record.body))
-        if method == "GET" and len(parts) == 1:
-            wanted = set(query.get("dataset", []))
-            ids = set(query.get("id", []))
+    def _examples_route(self, req: _Read) -> tuple[int, Any] | None:
+        if req.method == "POST" and req.parts[1:] == ["bulk"]:
+            return 200, [self._new_example(e) for e in req.body()]
+        if req.method == "POST" and len(req.parts) == 1:
+            return 200, self._new_example(req.body())
+        if req.method == "GET" and len(req.parts) == 1:
+            wanted = set(req.query.get("dataset", []))
+            ids = set(req.query.get("id", []))
             rows = [
                 e
                 for e in self._examples.values()
                 if (not wanted or e["dataset_id"] in wanted)
                 and (not ids or e["id"] in ids)
             ]
-            offset, limit = int(one("offset") or 0), int(one("limit") or 100)
+            offset, limit = int(req.one("offset") or 0), int(req.one("limit") or 100)
             return 200, rows[offset : offset + limit]
         return None
 
-    def _sessions_route(
-        self,
-        method: str,
-        parts: list[str],
-        query: dict[str, list[str]],
-        one: Callable[[str], str | None],
-        record: RecordedRequest,
-    ) -> tuple[int, Any] | None:
-        if method == "POST" and len(parts) == 1:
-            body = _json(record.body)
+    def _sessions_route(self, req: _Read) -> tuple[int, Any] | None:
+        if req.method == "POST" and len(req.parts) == 1:
+            body = req.body()
             session = {
                 "id": str(body.get("id") or uuid.uuid4()),
                 "name": body["name"],
@@ -920,9 +895,9 @@ class LangSmithReceiver:
                 raise _ConflictError(f"project {session['name']!r} exists")
             self._sessions[session["id"]] = session
             return 200, session
-        if method == "GET" and len(parts) == 1:
+        if req.method == "GET" and len(req.parts) == 1:
             self._implicit_sessions()
-            name = one("name")
+            name = req.one("name")
             return 200, [
                 x for x in self._sessions.values() if name in (None, x["name"])
             ]
@@ -1005,6 +980,25 @@ class LangSmithReceiver:
             op["id"] = run_id
             stored.append(self._store(kind, op))
         return stored
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A request to the read side: its method, path parts, query and record."""
+
+    method: str
+    parts: list[str]
+    query: dict[str, list[str]]
+    record: RecordedRequest
+
+    def one(self, key: str) -> str | None:
+        """The query's first value of ``key``, or ``None``."""
+        values = self.query.get(key)
+        return values[0] if values else None
+
+    def body(self) -> Any:
+        """The request's JSON body."""
+        return _json(self.record.body)
 
 
 class _ConflictError(Exception):

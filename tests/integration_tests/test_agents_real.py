@@ -1,6 +1,7 @@
 """The cascade in a real ``create_agent`` tool loop, traced to a local LangSmith receiver.
 
-Real tiers: Qwen2.5-Coder-0.5B and 1.5B with the package's tool-calling template.
+Real tiers: Qwen2.5-Coder-0.5B and 1.5B with the package's tool-calling template,
+gated by the policy of ``examples/agent.py``.
 A weather question runs through the cascade as the agent's model and through
 ``CascadeMiddleware``, both sticky per thread: the 0.5B picks the tool, its
 second draft (another call after the result) is rejected and the 1.5B answers.
@@ -20,25 +21,15 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
+from examples.agent import ANSWER_GATE, CHEAP, STRONG, TOOL_GATE
 from langchain_cascade import CascadingChatModel
-from langchain_cascade.gates import (
-    HedgingGate,
-    MinLengthGate,
-    ToolCallGate,
-    ToolFirstGate,
-    ToolLoopGate,
-    all_of,
-    by_turn,
-)
+from langchain_cascade.gates import by_turn
 from langchain_cascade.local_models import LocalModels
 from langchain_cascade.middleware import CascadeMiddleware
 from tests.langsmith_receiver import LangSmithReceiver
 
 pytestmark = pytest.mark.real_models
 
-CHEAP, STRONG = "qwen2.5-coder-0.5b-tools", "qwen2.5-coder-1.5b-tools"
-TOOL_GATE = all_of(ToolCallGate(), ToolLoopGate(max_calls=1))
-ANSWER_GATE = all_of(MinLengthGate(min_chars=2), HedgingGate(), ToolFirstGate())
 QUESTION = "What is the weather in Oslo today?"
 
 
@@ -76,14 +67,6 @@ def _state_call_ids(messages: list[BaseMessage]) -> set[str]:
     return {
         str(c["id"]) for m in messages if isinstance(m, AIMessage) for c in m.tool_calls
     }
-
-
-def _model_node(rx: LangSmithReceiver, run: dict[str, Any]) -> dict[str, Any] | None:
-    while run.get("parent_run_id"):
-        run = rx.runs[str(run["parent_run_id"])]
-        if run["name"] == "model":
-            return run
-    return None
 
 
 def _output_call_ids(run: dict[str, Any]) -> set[str]:
@@ -129,7 +112,7 @@ def test_traced_agent_run_on_real_tool_calling_models(
     ]
     assert len(attempts) == sum(len(s["attempts"]) for s in stories), receiver.tree()
     for run in [*attempts, *receiver.find(tag="cascade:gate")]:
-        assert _model_node(receiver, run) is not None, receiver.tree()
+        assert receiver.ancestor(run, "model") is not None, receiver.tree()
 
     # A rejected draft's tool calls are traced but never reach the agent's state.
     rejected = [a for s in stories for a in s["attempts"] if not a["accepted"]]

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from langchain_core.language_models import BaseChatModel
 
-from benchmarks.latency import REAL_EASY, REAL_HARD
+from benchmarks.latency import REAL_EASY, REAL_HARD, real_gate, real_tiers
 from langchain_cascade import CascadingChatModel
-from langchain_cascade.gates import HedgingGate, LogprobGate, all_of
 from langchain_cascade.local_models import LocalModels
 
 pytestmark = pytest.mark.real_models
@@ -30,21 +29,11 @@ MODES: list[tuple[str, dict[str, Any]]] = [
 
 
 def tiers(local_models: LocalModels) -> list[BaseChatModel]:
-    return [
-        local_models.chat_model(
-            name,
-            temperature=0,
-            max_tokens=MAX_TOKENS,
-            logprobs=True,
-            stream_usage=True,
-        )
-        for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
-    ]
+    return real_tiers(local_models, MAX_TOKENS)
 
 
 def cascade(models: list[BaseChatModel]) -> CascadingChatModel:
-    gate = all_of(HedgingGate(), LogprobGate(aggregation="min_prob", threshold=0.3))
-    return CascadingChatModel(models=models, gates=[gate])
+    return CascadingChatModel(models=models, gates=[real_gate()])
 
 
 async def streamed(

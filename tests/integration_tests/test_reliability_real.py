@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from langchain_cascade import CascadingChatModel
 from langchain_cascade.local_models import LocalModels
+from tests.unit_tests.fake_models import stray_threads
 
 pytestmark = pytest.mark.real_models
 
@@ -55,13 +55,6 @@ def test_final_tier_with_disable_streaming_streams_through_the_cascade(
     assert (merged.usage_metadata is None) == bool(meta["usage_unknown_tiers"])
 
 
-def _threads() -> int:
-    return sum(
-        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
-        for t in threading.enumerate()
-    )
-
-
 def _timeout_cascade(local_models: LocalModels) -> CascadingChatModel:
     return CascadingChatModel(
         models=[
@@ -91,7 +84,7 @@ def test_a_real_tier_past_its_timeout_escalates_and_leaves_nothing_running(
     from langchain_cascade._sync import pending_tasks
 
     cascade = _timeout_cascade(local_models)
-    threads = _threads()
+    threads = stray_threads()
     for _ in range(2):  # twice: the worker loop's pooled connections stay usable
         started = time.perf_counter()
         answer = cascade.invoke(QUESTION)
@@ -101,7 +94,7 @@ def test_a_real_tier_past_its_timeout_escalates_and_leaves_nothing_running(
         assert meta["attempts"][0]["model"] == "qwen2.5-coder-0.5b"
         assert answer.text.strip()
         assert time.perf_counter() - started < 30
-    assert _threads() == threads
+    assert stray_threads() == threads
     assert pending_tasks() == 0
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.runnables import RunnableConfig
 from pydantic import Field
+
+from benchmarks.fakes import AsyncFakeChatModel, ToolFakeChatModel
 
 Responder = Callable[[list[BaseMessage]], AIMessage]
 
@@ -32,12 +32,15 @@ def logprob_meta(*logprobs: float) -> dict[str, Any]:
     }
 
 
-class ScriptedChatModel(BaseChatModel):
+class ScriptedChatModel(ToolFakeChatModel, AsyncFakeChatModel):
     """Answers from a script, a fixed reply or a function of the messages.
 
     ``script`` items may be exceptions, which are raised. The model records the
     kwargs (e.g. tools) of every call.
     """
+
+    fake_type = "scripted"
+    identifying_fields = ("model", "reply")
 
     model: str = "scripted"
     reply: str | None = None
@@ -47,15 +50,9 @@ class ScriptedChatModel(BaseChatModel):
     calls: list[dict[str, Any]] = Field(default_factory=list)
     lock: Any = Field(default_factory=threading.Lock, exclude=True)
 
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "reply": self.reply}
-
-    def _next(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         with self.lock:
             self.calls.append({"messages": messages, **kwargs})
             if self.script:
@@ -71,27 +68,8 @@ class ScriptedChatModel(BaseChatModel):
             response_metadata={"model_name": self.model},
         )
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(
-            generations=[ChatGeneration(message=self._next(messages, kwargs))]
-        )
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        return self._generate(messages, stop, None, **kwargs)
+    def _async_wait_s(self) -> float | None:
+        return self.delay_s or None
 
     def _chunks(self, message: AIMessage) -> Iterator[ChatGenerationChunk]:
         text = message.text
@@ -123,7 +101,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self._chunks(self._next(messages, kwargs)):
+        for chunk in self._chunks(self._reply(messages, stop, **kwargs)):
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -137,21 +115,10 @@ class ScriptedChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        for chunk in self._chunks(self._next(messages, kwargs)):
+        for chunk in self._chunks(self._reply(messages, stop, **kwargs)):
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-
-    def bind_tools(
-        self,
-        tools: Sequence[Any],
-        *,
-        tool_choice: Any = None,
-        **kwargs: Any,
-    ) -> Runnable[Any, AIMessage]:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        extra = {} if tool_choice is None else {"tool_choice": tool_choice}
-        return self.bind(tools=formatted, **extra, **kwargs)
 
 
 # --- driving a model through each entry point ------------------------------------
@@ -188,6 +155,17 @@ def merge_chunks(chunks: list[AIMessageChunk]) -> AIMessageChunk:
 
 def tiers(*replies: str) -> list[ScriptedChatModel]:
     return [ScriptedChatModel(model=f"m{i}", reply=r) for i, r in enumerate(replies)]
+
+
+def stray_threads() -> int:
+    """Threads running but the package's loop and workers and asyncio's own.
+
+    A call that leaves none behind leaves this count as it found it.
+    """
+    return sum(
+        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
+        for t in threading.enumerate()
+    )
 
 
 def cascade_meta(message: BaseMessage) -> dict[str, Any]:

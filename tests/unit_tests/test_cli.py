@@ -210,14 +210,34 @@ FACTORY = """
 """
 
 
+def _in_factory_dir(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    source: str,
+    data: str,
+) -> Path:
+    """Writes the factory ``module`` and a data file, and works in ``tmp_path``.
+
+    The repository root goes on ``sys.path`` (the factories import the fakes).
+
+    Returns:
+        The data file.
+    """
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    path = tmp_path / "data.txt"
+    path.write_text(data)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2]))
+    return path
+
+
 def test_collect_then_calibrate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "my_factory.py").write_text(textwrap.dedent(FACTORY))
-    data = tmp_path / "data.txt"
-    data.write_text("easy=1\nhard=2\neasy=3\nhard=4\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[2]))
+    data = _in_factory_dir(
+        tmp_path, monkeypatch, "my_factory", FACTORY, "easy=1\nhard=2\neasy=3\nhard=4\n"
+    )
     out = tmp_path / "scores.jsonl"
     argv = ["collect", "--config", "my_factory:factory", "--data", str(data)]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
@@ -298,11 +318,13 @@ FACTORY3 = """
 def test_collect_says_drop_the_tier_that_does_not_pay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "three.py").write_text(textwrap.dedent(FACTORY3))
-    data = tmp_path / "data.txt"
-    data.write_text("easy=1\nhard=2\neasy=3\nhard=4\neasy=5\nhard=6\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[2]))
+    data = _in_factory_dir(
+        tmp_path,
+        monkeypatch,
+        "three",
+        FACTORY3,
+        "easy=1\nhard=2\neasy=3\nhard=4\neasy=5\nhard=6\n",
+    )
     argv = [
         "collect",
         "--config",

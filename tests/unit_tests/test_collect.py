@@ -275,25 +275,27 @@ def _calls(model: ScriptedChatModel) -> list[_Call]:
     )
 
 
-def test_resume_with_concurrency_keeps_finished_examples(tmp_path: Path) -> None:
-    out = tmp_path / "scores.jsonl"
-    lock = threading.Lock()
-    count = {"n": 0}
+def _strong_fails_on(
+    question: str, error: type[Exception], message: str
+) -> CascadingChatModel:
+    """The cascade whose strong tier raises ``error(message)`` on ``question``."""
 
     def flaky(messages: list[BaseMessage]) -> AIMessage:
-        with lock:
-            count["n"] += 1
-        if messages[-1].text == "q4":
-            msg = "server error"
-            raise ConnectionError(msg)
+        if messages[-1].text == question:
+            raise error(message)
         return AIMessage(STRONG[messages[-1].text], usage_metadata=USAGE)
 
-    cascade = make_cascade(
+    return make_cascade(
         models=[
             answering("cheap", CHEAP),
             ScriptedChatModel(model="strong", responder=flaky),
         ]
     )
+
+
+def test_resume_with_concurrency_keeps_finished_examples(tmp_path: Path) -> None:
+    out = tmp_path / "scores.jsonl"
+    cascade = _strong_fails_on("q4", ConnectionError, "server error")
     with pytest.raises(ConnectionError):
         collect(cascade, examples(), exact, path=out, progress=False, max_concurrency=3)
     done = {r.index for r in read_jsonl(out)}
@@ -313,19 +315,7 @@ def test_resume_with_concurrency_keeps_finished_examples(tmp_path: Path) -> None
 
 def test_skip_leaves_failures_out_and_retries_them_later(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
-
-    def flaky(messages: list[BaseMessage]) -> AIMessage:
-        if messages[-1].text == "q2":
-            msg = "timeout"
-            raise TimeoutError(msg)
-        return AIMessage(STRONG[messages[-1].text], usage_metadata=USAGE)
-
-    cascade = make_cascade(
-        models=[
-            answering("cheap", CHEAP),
-            ScriptedChatModel(model="strong", responder=flaky),
-        ]
-    )
+    cascade = _strong_fails_on("q2", TimeoutError, "timeout")
     with pytest.warns(UserWarning, match="1 example"):
         data = collect(
             cascade, examples(), exact, path=out, progress=False, on_error="skip"

@@ -12,7 +12,13 @@ from langchain_core.runnables import RunnableConfig
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade._sync import pending_tasks
 from langchain_cascade.gates import Gate
-from tests.unit_tests.fake_models import ScriptedChatModel, call, cascade_meta, tiers
+from tests.unit_tests.fake_models import (
+    ScriptedChatModel,
+    call,
+    cascade_meta,
+    stray_threads,
+    tiers,
+)
 
 CANCELLED: list[str] = []
 """Names of the gates whose wait was cancelled."""
@@ -49,19 +55,12 @@ class SyncBlockingGate(Gate):
         return GateResult(passed=True, reason="woke up")
 
 
-def _threads() -> int:
-    return sum(
-        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
-        for t in threading.enumerate()
-    )
-
-
 def test_a_hung_async_gate_times_out_is_cancelled_and_escalates(mode: str) -> None:
     CANCELLED.clear()
     cascade = CascadingChatModel(
         models=tiers("a first answer", "Paris"), gates=[AsyncHangingGate()], timeout=0.2
     )
-    threads = _threads()
+    threads = stray_threads()
     started = time.perf_counter()
     answer = call(cascade, mode, "q")
     elapsed = time.perf_counter() - started
@@ -72,7 +71,7 @@ def test_a_hung_async_gate_times_out_is_cancelled_and_escalates(mode: str) -> No
     assert meta["attempts"][0]["gate"] == "AsyncHangingGate"
     assert elapsed < 5
     assert CANCELLED == ["AsyncHangingGate"]  # cancelled for real
-    assert _threads() == threads
+    assert stray_threads() == threads
     assert pending_tasks() == 0
 
 

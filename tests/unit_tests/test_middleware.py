@@ -296,17 +296,18 @@ class Weather(BaseModel):
     sky: str
 
 
+def _structured_weather() -> AIMessage:
+    """A tier's structured answer for Oslo: a ``Weather`` call, as agents ask it."""
+    call = {"name": "Weather", "args": {"city": "Oslo", "sky": "sunny"}, "id": "s1"}
+    return AIMessage("", tool_calls=[call], usage_metadata=USAGE)
+
+
 def test_middleware_structured_response_from_the_accepted_tier(
     get_weather: Any,
 ) -> None:
-    structured = {
-        "name": "Weather",
-        "args": {"city": "Oslo", "sky": "sunny"},
-        "id": "s1",
-    }
     cheap = ScriptedChatModel(
         model="cheap",
-        script=[AIMessage("", tool_calls=[structured], usage_metadata=USAGE)],
+        script=[_structured_weather()],
     )
     strong = ScriptedChatModel(model="strong", reply="unused")
     agent = create_agent(
@@ -479,14 +480,9 @@ def test_cascade_model_keeps_a_rejected_drafts_calls_out_of_the_agent(
 
 
 def test_cascade_model_structured_response_and_profile(get_weather: Any) -> None:
-    structured = {
-        "name": "Weather",
-        "args": {"city": "Oslo", "sky": "sunny"},
-        "id": "s1",
-    }
     cheap = ScriptedChatModel(
         model="cheap",
-        script=[AIMessage("", tool_calls=[structured], usage_metadata=USAGE)],
+        script=[_structured_weather()],
         profile={
             "tool_calling": True,
             "structured_output": False,
@@ -523,14 +519,6 @@ def receiver() -> Iterator[LangSmithReceiver]:
         yield rx
 
 
-def _model_node(rx: LangSmithReceiver, run: dict[str, Any]) -> dict[str, Any] | None:
-    while run.get("parent_run_id"):
-        run = rx.runs[str(run["parent_run_id"])]
-        if run["name"] == "model":
-            return run
-    return None
-
-
 def test_middleware_attempts_nest_under_the_model_node(
     receiver: LangSmithReceiver, get_weather: Any
 ) -> None:
@@ -555,7 +543,7 @@ def test_middleware_attempts_nest_under_the_model_node(
     gates = receiver.find(tag="cascade:gate")
     assert (len(tiers0), len(tiers1), len(gates)) == (2, 1, 2), receiver.tree()
     for run in [*tiers0, *tiers1, *gates]:
-        node = _model_node(receiver, run)
+        node = receiver.ancestor(run, "model")
         assert node is not None, receiver.tree()
     # The draft was traced (the attempt is visible) but is not in the agent's state.
     draft = next(r for r in tiers0 if "bad1" in str(r.get("outputs")))

@@ -10,16 +10,12 @@ import uuid
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
+from benchmarks.fakes import AsyncFakeChatModel
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import Gate, HedgingGate, all_of
 from tests.unit_tests.fake_models import (
@@ -27,21 +23,22 @@ from tests.unit_tests.fake_models import (
     ScriptedChatModel,
     call,
     cascade_meta,
+    stray_threads,
     tiers,
 )
 
 
-class NoStreamModel(BaseChatModel):
+class NoStreamModel(AsyncFakeChatModel):
     """A chat model without ``_stream``: ``.stream()`` yields one AIMessage."""
+
+    fake_type = "no-stream"
 
     reply: str = "final answer"
     tool_call: bool = False
 
-    @property
-    def _llm_type(self) -> str:
-        return "no-stream"
-
-    def _message(self) -> AIMessage:
+    def _reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> AIMessage:
         calls = (
             [{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]
             if self.tool_call
@@ -52,24 +49,6 @@ class NoStreamModel(BaseChatModel):
             tool_calls=calls,
             usage_metadata={"input_tokens": 4, "output_tokens": 3, "total_tokens": 7},
         )
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self._message())])
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._generate(messages, stop)
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self.bind(tools=tools, **kwargs)
@@ -567,7 +546,7 @@ def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
     timeout: Any = {"field": 0.2, "per-tier": [0.2, None], "per-call": None}[how]
     cascade = CascadingChatModel(models=models, gates=[HedgingGate()], timeout=timeout)
     model: Any = cascade.bind(timeout=0.2) if how == "per-call" else cascade
-    threads = _threads()
+    threads = stray_threads()
     started = time.perf_counter()
     answer = call(model, mode, "q")
     elapsed = time.perf_counter() - started
@@ -577,17 +556,8 @@ def test_a_tier_past_its_timeout_is_cancelled_and_escalates(
     assert meta["attempts"][0]["reason"] == "timeout after 0.2s"
     assert meta["attempts"][0]["error"] == "TierTimeoutError: timeout after 0.2s"
     assert elapsed < 5
-    assert _threads() == threads  # no thread left but the package's one loop
+    assert stray_threads() == threads  # no thread left but the package's one loop
     assert pending_tasks() == 0  # the hung tier was cancelled on that loop
-
-
-def _threads() -> int:
-    import threading
-
-    return sum(
-        not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
-        for t in threading.enumerate()
-    )
 
 
 @pytest.mark.parametrize("mode", MODES)
