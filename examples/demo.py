@@ -262,6 +262,15 @@ def report(rows: list[Row], fitted: dict[str, Any], ratio: float) -> None:
         f"{', '.join(f'{t:.3f}' for t in fitted['thresholds'])}, fitted on "
         f"{fitted['fitted_on']}."
     )
+    routing = fitted.get("first_tier_by_kind", {})
+    print(
+        "Routing (fitted there too, the cascade's first_tier): "
+        + ", ".join(
+            f"{KIND_LABELS[kind]}s start at {SHORT[names[tier]]}"
+            for kind, tier in routing.items()
+        )
+        + "."
+    )
     print(
         "Example prices = measured compute on this machine ($ per 1M tokens in/out): "
         + ", ".join(
