@@ -21,6 +21,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
+from langchain_core.runnables import Runnable
 
 from langchain_cascade.errors import (
     CascadeError,
@@ -30,6 +31,7 @@ from langchain_cascade.errors import (
 from langchain_cascade.events import ESCALATION_EVENT, REVIEW_EVENT
 from langchain_cascade.gates.base import Gate, GateInput, GateResult
 from langchain_cascade.pricing import PriceTable, price_of, sum_known, sum_usage
+from langchain_cascade.routing import RouteInput
 from langchain_cascade.types import (
     AttemptInfo,
     CascadeMetadata,
@@ -130,8 +132,9 @@ class Plan:
     formats: bool = False
     first_tier: int = 0
     """The tier the call starts from; the tiers below it are skipped."""
-    route: dict[str, Any] | None = None
-    """The router's decision (``RouteDecision``), for the metadata."""
+    router: Runnable[Any, Any] | None = None
+    """Asked where the call starts (:class:`CallRouter`) when set; ``first_tier``
+    is then ignored."""
     speculative: int = 0
     """How many tiers start their successor at the same time as themselves."""
     early_abort: bool = False
@@ -284,13 +287,27 @@ class Event:
 
 
 @dataclass(frozen=True)
+class CallRouter:
+    """Effect: ask ``router`` where the call starts.
+
+    The driver answers a :class:`~langchain_cascade.routing.RouteDecision`; a
+    router that fails decides tier 0, with its error.
+    """
+
+    router: Runnable[Any, Any]
+    route_input: RouteInput
+
+
+@dataclass(frozen=True)
 class CallFormatter:
     """Effect: run the formatter on the final answer; the driver answers an AIMessage."""
 
     message: AIMessage
 
 
-Effect = CallTier | CallGate | Event | CallFormatter | StartTier | CancelTier
+Effect = (
+    CallTier | CallGate | Event | CallFormatter | StartTier | CancelTier | CallRouter
+)
 
 
 @dataclass(frozen=True)
@@ -443,6 +460,9 @@ class _Call:
     skipped: list[SkippedTier] = field(default_factory=list)
     started: set[int] = field(default_factory=set)
     """Tiers running in the background, not yet joined or cancelled."""
+    first_tier: int = 0
+    route: dict[str, Any] | None = None
+    """The router's decision (``RouteDecision``), for the metadata."""
 
     def skip(self, tiers: range, reason: str) -> None:
         self.skipped.extend(
@@ -454,7 +474,8 @@ class _Call:
 def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
     """The cascade: try each tier in order until a gate passes or the last answers.
 
-    The call starts at ``plan.first_tier`` (the router's choice). Non-final
+    The call starts where the router says (:class:`CallRouter`), else at
+    ``plan.first_tier``; the tiers below are skipped. Non-final
     tiers: an error or a failed gate escalates, unless ``max_cost`` forbids the
     next tier, in which case the best answer so far is returned, flagged for
     review; when ``max_latency`` leaves no time for another gated attempt, the
@@ -494,8 +515,15 @@ def decide(plan: Plan) -> Generator[Effect, Any, Outcome]:
 def _loop(call: _Call) -> Generator[Effect, Any, Outcome]:
     plan, attempts = call.plan, call.attempts
     last = len(plan.models) - 1
-    first = min(max(plan.first_tier, 0), last)
-    call.skip(range(first), plan.skip_reason or f"first_tier={plan.first_tier}")
+    first, skip_reason = plan.first_tier, plan.skip_reason
+    if plan.router is not None:
+        decision = yield CallRouter(
+            plan.router, RouteInput(messages=plan.messages, tools=plan.tools)
+        )
+        call.route = dict(decision)
+        first, skip_reason = decision["first_tier"], f"router: {decision['reason']}"
+    first = call.first_tier = min(max(first, 0), last)
+    call.skip(range(first), skip_reason or f"first_tier={first}")
     for ahead in range(first + 1, min(first + plan.speculative, last) + 1):
         call.started.add(ahead)
         yield StartTier(ahead)
@@ -706,8 +734,8 @@ def _finish(
         format_error=format_error,
         cancelled=call.cancelled,
         skipped=call.skipped,
-        route=plan.route,
-        first_tier=plan.first_tier,
+        route=call.route,
+        first_tier=call.first_tier,
     )
     if outcome.needs_review:
         review: ReviewEvent = {

@@ -84,6 +84,7 @@ from langchain_cascade._callbacks import (
 from langchain_cascade._run import (
     CallFormatter,
     CallGate,
+    CallRouter,
     CallTier,
     CancelTier,
     Effect,
@@ -108,11 +109,12 @@ from langchain_cascade.events import (
     GATE_TAG,
     LS_PROVIDER,
     NOSTREAM_TAG,
+    ROUTER_TAG,
     tier_tag,
 )
 from langchain_cascade.gates.base import Gate, GateResult, coerce_gate
 from langchain_cascade.pricing import ModelPrice
-from langchain_cascade.routing import RouteInput, coerce_router, route
+from langchain_cascade.routing import aroute, coerce_router, route
 from langchain_cascade.sticky import StickyScope, sticky_tier
 
 __all__ = ["LS_PROVIDER", "CascadingChatModel", "model_name"]
@@ -857,7 +859,7 @@ class CascadingChatModel(BaseChatModel):
             _valid_timeout(kwargs.pop("timeout", self.timeout)), len(self.models)
         )
         latency = self._latency_options(kwargs, structured=structured is not None)
-        first_tier, skip_reason, decision = self._first_tier(
+        first_tier, skip_reason, router = self._first_tier(
             kwargs, messages, tools, last
         )
         _check_call_kwargs(kwargs)
@@ -885,7 +887,7 @@ class CascadingChatModel(BaseChatModel):
             formats=self.formatter is not None,
             first_tier=first_tier,
             skip_reason=skip_reason,
-            route=decision,
+            router=router,
             latency=self._latency,
             timeouts=timeouts,
             **latency,
@@ -933,11 +935,12 @@ class CascadingChatModel(BaseChatModel):
         messages: list[BaseMessage],
         tools: list[dict[str, Any]],
         last: int,
-    ) -> tuple[int, str, dict[str, Any] | None]:
-        """The tier the call starts from, why, and the router's decision.
+    ) -> tuple[int, str, Runnable[Any, Any] | None]:
+        """The tier the call starts from, why, and the router to ask instead.
 
         A call's own ``first_tier`` wins; then sticky escalation (the tier the run
-        or thread already escalated to); then the router.
+        or thread already escalated to); then the router, which the decision loop
+        asks (:class:`~langchain_cascade._run.CallRouter`).
         """
         first_tier = kwargs.pop("first_tier", None)
         router = kwargs.pop("router", self.router)
@@ -951,14 +954,7 @@ class CascadingChatModel(BaseChatModel):
                     start["reason"],
                     None,
                 )
-        if router is None:
-            return 0, "", None
-        decision = route(
-            coerce_router(router),
-            RouteInput(messages=messages, tools=tools),
-            self.model_names,
-        )
-        return decision["first_tier"], f"router: {decision['reason']}", dict(decision)
+        return 0, "", None if router is None else coerce_router(router)
 
     def _response_metadata(
         self, outcome: Outcome, *, drop_logprobs: bool = False
@@ -1608,6 +1604,11 @@ class _Call:
     def event_config(self) -> RunnableConfig:
         return self.parent.child_config()
 
+    def router_config(self) -> RunnableConfig:
+        return self.parent.child_config(
+            run_name="router", tags=[ROUTER_TAG, NOSTREAM_TAG]
+        )
+
     def formatter_config(self) -> RunnableConfig:
         return self.parent.child_config(
             run_name="formatter", tags=[FORMATTER_TAG, NOSTREAM_TAG]
@@ -1766,14 +1767,37 @@ class _Call:
             return await self._agate(effect, usage)
         return await in_thread(self._gate, effect, usage)
 
-    def perform(self, effect: Effect) -> Any:
+    def _background(self, effect: StartTier | CancelTier) -> Partial | None:
+        """Start a speculative tier on a thread, or cancel it and say what it had."""
+        tier = effect.tier
         if isinstance(effect, StartTier):
-            tier, timeout = effect.tier, self.plan.timeout(effect.tier)
+            timeout = self.plan.timeout(tier)
             self.threads[tier] = _ThreadTier(lambda: self._open_stream(tier, timeout))
             return None
-        if isinstance(effect, CancelTier):
-            running = self.threads.pop(effect.tier, None)
-            return running.cancel() if running else Partial(message=None, chunks=0)
+        running = self.threads.pop(tier, None)
+        return running.cancel() if running else Partial(message=None, chunks=0)
+
+    async def _abackground(self, effect: StartTier | CancelTier) -> Partial | None:
+        """Start a speculative tier as a task, or cancel it and say what it had."""
+        tier = effect.tier
+        if isinstance(effect, StartTier):
+            self.tasks[tier] = _TaskTier(
+                lambda: self._aopen_stream(tier), self.plan.timeout(tier)
+            )
+            return None
+        task = self.tasks.pop(tier, None)
+        return await task.cancel() if task else Partial(message=None, chunks=0)
+
+    def perform(self, effect: Effect) -> Any:
+        if isinstance(effect, CallRouter):
+            return route(
+                effect.router,
+                effect.route_input,
+                self.plan.model_names,
+                self.router_config(),
+            )
+        if isinstance(effect, StartTier | CancelTier):
+            return self._background(effect)
         if isinstance(effect, CallTier):
             model = self._unobserved(effect.tier)
             if effect.timeout is None and model is not None:
@@ -1817,15 +1841,15 @@ class _Call:
         return None
 
     async def aperform(self, effect: Effect) -> Any:
-        if isinstance(effect, StartTier):
-            tier = effect.tier
-            self.tasks[tier] = _TaskTier(
-                lambda: self._aopen_stream(tier), self.plan.timeout(tier)
+        if isinstance(effect, CallRouter):
+            return await aroute(
+                effect.router,
+                effect.route_input,
+                self.plan.model_names,
+                self.router_config(),
             )
-            return None
-        if isinstance(effect, CancelTier):
-            task = self.tasks.pop(effect.tier, None)
-            return await task.cancel() if task else Partial(message=None, chunks=0)
+        if isinstance(effect, StartTier | CancelTier):
+            return await self._abackground(effect)
         if isinstance(effect, CallTier):
             deadline = asyncio.timeout(effect.timeout)
             try:

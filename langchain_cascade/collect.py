@@ -935,7 +935,7 @@ class _Runner:
             formats=False,
             first_tier=0,
             skip_reason="",
-            route=None,
+            router=None,
             speculative=0,
             early_abort=False,
             max_latency=None,

@@ -14,7 +14,8 @@ Tags of the child runs (``run.tags``, ``astream_events`` ``tags``):
 
 * ``cascade:tier:<i>`` (:func:`tier_tag`) on each attempt, with metadata
   ``cascade_tier``;
-* :data:`GATE_TAG` on each gate run, :data:`FORMATTER_TAG` on the formatter run;
+* :data:`GATE_TAG` on each gate run, :data:`FORMATTER_TAG` on the formatter run,
+  :data:`ROUTER_TAG` on the run of a router that is a Runnable;
 * :data:`NOSTREAM_TAG` on all of them: LangGraph's ``stream_mode="messages"``
   skips runs tagged so, and reads the cascade's own run only;
 * :data:`DRAFT_TAG` on a tier's run whose tokens are withheld (every tier whose
@@ -34,6 +35,7 @@ __all__ = [
     "LS_PROVIDER",
     "NOSTREAM_TAG",
     "REVIEW_EVENT",
+    "ROUTER_TAG",
     "TIER_TAG_PREFIX",
     "WARNING_EVENT",
     "tier_tag",
@@ -56,6 +58,10 @@ GATE_TAG = "cascade:gate"
 
 FORMATTER_TAG = "cascade:formatter"
 """Tag of the formatter's run."""
+
+ROUTER_TAG = "cascade:router"
+"""Tag of the router's run (a Runnable or function router; a ``Router`` such as
+``RuleRouter`` decides without a run of its own)."""
 
 DRAFT_TAG = "cascade:draft"
 """Tag of an attempt's run whose tokens are withheld from token handlers."""

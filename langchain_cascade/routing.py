@@ -55,6 +55,7 @@ __all__ = [
     "Router",
     "RouterLike",
     "RuleRouter",
+    "aroute",
     "coerce_router",
     "route",
 ]
@@ -398,6 +399,34 @@ def route(
             value, reason = router.choose(route_input)
         else:
             value = router.invoke(route_input.messages, config)
+            reason = f"{name} chose {value!r}"
+        tier = _tier_index(value, model_names)
+    except Exception as exc:  # noqa: BLE001 - a broken router must not lose the call
+        return _failed(name, exc)
+    return RouteDecision(router=name, first_tier=tier, reason=reason, error=None)
+
+
+async def aroute(
+    router: Runnable[Any, Any],
+    route_input: RouteInput,
+    model_names: Sequence[str],
+    config: RunnableConfig | None = None,
+) -> RouteDecision:
+    """:func:`route` for async calls: a Runnable router runs with ``ainvoke``.
+
+    >>> import asyncio
+    >>> from langchain_core.runnables import RunnableLambda
+    >>> async def pick(messages): return "b"
+    >>> router = coerce_router(RunnableLambda(lambda m: "a", afunc=pick))
+    >>> asyncio.run(aroute(router, RouteInput(messages=[]), ["a", "b"]))["first_tier"]
+    1
+    """
+    name = router.get_name()
+    try:
+        if isinstance(router, Router):
+            value, reason = router.choose(route_input)
+        else:
+            value = await router.ainvoke(route_input.messages, config)
             reason = f"{name} chose {value!r}"
         tier = _tier_index(value, model_names)
     except Exception as exc:  # noqa: BLE001 - a broken router must not lose the call

@@ -11,9 +11,14 @@ from typing import Any, cast
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tracers.run_collector import (
+    RunCollectorCallbackHandler as RunCollector,
+)
 
 from benchmarks.paced import PacedChatModel, split_tokens
 from langchain_cascade import CascadingChatModel, ModelPrice
+from langchain_cascade.events import ROUTER_TAG
 from langchain_cascade.gates import Gate, GateInput, GateResult, HedgingGate
 from langchain_cascade.routing import RouteRule, RuleRouter
 
@@ -353,6 +358,38 @@ def test_a_function_router_per_call_and_first_tier() -> None:
     assert meta["skipped_tiers"][0]["reason"] == "first_tier=1"
     with pytest.raises(ValueError, match="first_tier must be"):
         llm.invoke("q", first_tier=2)
+
+
+async def test_an_async_call_awaits_the_router() -> None:
+    """The router is an effect of the decision loop: async calls ``ainvoke`` it
+    (an LLM router must not block the event loop)."""
+
+    async def premium(messages: list[Any]) -> str:
+        await asyncio.sleep(0)
+        return "premium"
+
+    router = RunnableLambda(lambda messages: "cheap", afunc=premium)
+    llm = cascade(tiers(GOOD), router=router)
+    assert (await llm.ainvoke("q")).response_metadata["cascade"]["tier"] == 1
+    streamed = [c async for c in llm.astream("q")]
+    assert streamed[-1].response_metadata["cascade"]["tier"] == 1
+    assert llm.invoke("q").response_metadata["cascade"]["tier"] == 0
+
+
+@pytest.mark.parametrize("entry", ["invoke", "ainvoke"])
+async def test_the_router_runs_inside_the_cascades_trace(entry: str) -> None:
+    runs = RunCollector()
+    llm = cascade(tiers(GOOD), router=RunnableLambda(lambda messages: "premium"))
+    config: Any = {"callbacks": [runs]}
+    if entry == "invoke":
+        answer = llm.invoke("q", config)
+    else:
+        answer = await llm.ainvoke("q", config)
+    assert answer.response_metadata["cascade"]["tier"] == 1
+    (root,) = runs.traced_runs  # the cascade's run; the router is one of its children
+    (router_run,) = [r for r in root.child_runs if r.name == "router"]
+    assert ROUTER_TAG in (router_run.tags or [])
+    assert router_run.outputs == {"output": "premium"}
 
 
 def test_a_broken_router_starts_at_tier_0_and_says_why() -> None:
