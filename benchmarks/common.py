@@ -57,9 +57,9 @@ EXAMPLE_PRICES: dict[str, ModelPrice] = example_prices()
 """The local models' EXAMPLE price table (see ``langchain_cascade.local_models``)."""
 
 PRICE_NOTE = (
-    "Costs use an EXAMPLE price table (the models run locally for free; prices are "
-    "illustrative, roughly proportional to parameter count), in $ per 1M tokens "
-    "in/out: "
+    "Costs use the EXAMPLE price table (the models run locally for free; the "
+    "prices are each model's measured compute on this machine, seconds per input "
+    "and per output token at $1 per hour), in $ per 1M tokens in/out: "
     + ", ".join(
         f"{name} {p.input_per_million:g}/{p.output_per_million:g}"
         for name, p in EXAMPLE_PRICES.items()
