@@ -65,13 +65,15 @@ def calibrate(
         n_bootstrap: Bootstrap resamples for ``confidence``.
         seed: Seed of the resamples.
         select_tiers: Also choose which tiers to use. The final tier is always
-            kept (it answers whatever reaches it); any set of the other tiers
-            may be dropped. With at most ``max_subsets`` subsets every one is
-            calibrated (exact); with more, backward elimination: starting from
-            all tiers, drop the tier whose removal lowers the optimum most,
-            until no removal improves it. ``tiers`` names the kept columns and
-            ``tier_report`` says, for each tier, what the optimum costs with
-            and without it.
+            kept (it answers whatever reaches it), and so is at least one other:
+            any proper subset of the other tiers may be dropped. With at most
+            ``max_subsets`` subsets every one is calibrated (exact); with more,
+            backward elimination: starting from all tiers, drop the tier whose
+            removal lowers the optimum most, until no removal improves it.
+            ``tiers`` names the kept columns and ``tier_report`` says, for each
+            tier, what the optimum costs with and without it (for the last
+            cheap tier kept, "without" is the final tier alone: when it does
+            not pay, no cascade beats ``premium_cost``).
         max_subsets: Largest number of tier subsets searched exhaustively.
 
     Returns:
