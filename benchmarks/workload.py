@@ -612,6 +612,11 @@ class Policy:
     stops: tuple[float, ...]  # share answered at each tier
 
 
+def skipped_tiers(start: np.ndarray, k: int) -> np.ndarray:
+    """(queries, tiers) mask of the tiers below each query's first tier."""
+    return np.arange(k)[None, :] < start[:, None]
+
+
 def replay(
     data: SampleData,
     weight: float,
@@ -629,7 +634,7 @@ def replay(
     rows = np.arange(len(data.items)) if mask is None else np.flatnonzero(mask)
     k = len(data.names)
     start = np.zeros(len(rows), dtype=int) if first is None else first[rows]
-    skipped = np.arange(k)[None, :] < start[:, None]
+    skipped = skipped_tiers(start, k)
     stop = stop_tiers(np.where(skipped, -np.inf, data.scores[weight][rows]), thresholds)
     stop = np.maximum(stop, start)  # a threshold of -inf accepts a -inf score
     visited = ~skipped & (np.arange(k)[None, :] <= stop[:, None])
@@ -705,47 +710,38 @@ def fit_shape(
     routing, and the cheapest that keeps ``retain`` x the strongest tier's
     accuracy wins, over every gate candidate.
     """
-    k = len(data.names)
     start = data.first(first)
-    skipped = np.arange(k)[None, :] < start[:, None]
+    skipped = skipped_tiers(start, len(data.names))
     target = retain * float(data.correct[:, -1].mean())
     results: dict[float, CalibrationResult] = {}
+
+    def option(w: float, thresholds: Sequence[float], cost: float) -> Fitted:
+        return Fitted(
+            weight=w,
+            thresholds=tuple(float(t) for t in thresholds),
+            target=target,
+            first=dict(first),
+            cost=cost,
+            result=results[w],
+            by_weight=results,
+        )
+
     options: list[Fitted] = []
     for w, scores in data.scores.items():
-        res = calibrate(
+        res = results[w] = calibrate(
             np.where(skipped, -np.inf, scores),
             np.where(skipped, 0.0, data.correct),
             np.where(skipped, 0.0, data.costs),
             min_quality=target,
         )
-        results[w] = res
         for thresholds in [res.thresholds, *(p.thresholds for p in res.frontier)]:
             policy = replay(data, w, thresholds, first=start)
             if policy.accuracy >= target - 1e-9:
-                options.append(
-                    Fitted(
-                        weight=w,
-                        thresholds=tuple(float(t) for t in thresholds),
-                        target=target,
-                        first=dict(first),
-                        cost=policy.cost,
-                        result=res,
-                        by_weight=results,
-                    )
-                )
+                options.append(option(w, thresholds, policy.cost))
     if not options:  # no point keeps the target: the routing's most accurate
         w = max(results, key=lambda w: results[w].quality)
-        options.append(
-            Fitted(
-                weight=w,
-                thresholds=tuple(float(t) for t in results[w].thresholds),
-                target=target,
-                first=dict(first),
-                cost=replay(data, w, results[w].thresholds, first=start).cost,
-                result=results[w],
-                by_weight=results,
-            )
-        )
+        cost = replay(data, w, results[w].thresholds, first=start).cost
+        options.append(option(w, results[w].thresholds, cost))
     return min(options, key=lambda f: (round(f.cost, 15), -f.weight))
 
 

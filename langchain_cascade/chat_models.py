@@ -859,9 +859,7 @@ class CascadingChatModel(BaseChatModel):
             _valid_timeout(kwargs.pop("timeout", self.timeout)), len(self.models)
         )
         latency = self._latency_options(kwargs, structured=structured is not None)
-        first_tier, skip_reason, router = self._first_tier(
-            kwargs, messages, tools, last
-        )
+        first_tier, skip_reason, router = self._first_tier(kwargs, messages, last)
         _check_call_kwargs(kwargs)
         runnables = [
             _tier_runnable(
@@ -933,7 +931,6 @@ class CascadingChatModel(BaseChatModel):
         self,
         kwargs: dict[str, Any],
         messages: list[BaseMessage],
-        tools: list[dict[str, Any]],
         last: int,
     ) -> tuple[int, str, Runnable[Any, Any] | None]:
         """The tier the call starts from, why, and the router to ask instead.
