@@ -1,29 +1,32 @@
 """The skeleton of the benchmarks on the real local models, and what they share.
 
-``headlines.py`` and ``gsm8k_local.py`` are one method on two data sets: every
-tier answers every query once; the answers (text, usage, token logprobs,
-latency) are cached in a JSONL file; each gate candidate scores the cached
-answers through the package's own gates; thresholds are fitted on the train
-split with :func:`langchain_cascade.calibrate` and replayed on the test split
-with :func:`~langchain_cascade.calibration.evaluate_thresholds`; a subset of the
-test split is then answered by the real ``CascadingChatModel`` to check that the
-replay matches the live cascade.
+``headlines.py`` and ``gsm8k_local.py`` are one method on two data sets, built
+on the package: :func:`~langchain_cascade.collect.collect` runs every query
+through the cascade's own decision loop with every gate a recorder, so every
+tier answers once, priced by the cascade's price table, and the gates a
+benchmark names (``Spec.recorded``) score every answer; the records are cached
+in a JSONL file that a rerun resumes. Each gate candidate reads its replay
+scores from those verdicts; thresholds are fitted on the train split with
+:func:`langchain_cascade.calibrate` and replayed on the test split with
+:func:`~langchain_cascade.calibration.evaluate_thresholds`; a subset of the test
+split is then answered by the real ``CascadingChatModel`` with the fitted gates,
+to check that the replay matches the live cascade.
 
-A benchmark supplies a :class:`Spec` (its models, gate candidates, queries,
-grading and prose); :func:`run` does the rest. Costs come from the package's
-example price table (``langchain_cascade.local_models.example_prices``), token
-logprobs are read with :func:`~langchain_cascade.gates.logprob.token_logprobs`,
-the train frontier is drawn by :func:`~langchain_cascade.calibration.plot_frontier`.
+A benchmark supplies a :class:`Spec` (its models, the gates to record, the
+candidates, queries, grading and prose); :func:`run` does the rest. Costs come
+from the package's example price table
+(``langchain_cascade.local_models.example_prices``); the train frontier is
+drawn by :func:`~langchain_cascade.calibration.plot_frontier`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from numpy.typing import NDArray
 
 from langchain_cascade import CascadingChatModel
+from langchain_cascade._numeric import json_float
 from langchain_cascade.calibration import (
     CalibrationResult,
     PolicyEvaluation,
@@ -44,8 +48,14 @@ from langchain_cascade.calibration import (
     evaluate_thresholds,
     plot_frontier,
 )
+from langchain_cascade.collect import (
+    CollectedScores,
+    TierRecord,
+    collect,
+    input_hash,
+)
+from langchain_cascade.collect import read_jsonl as collect_jsonl
 from langchain_cascade.gates.base import Gate, GateInput
-from langchain_cascade.gates.logprob import token_logprobs
 from langchain_cascade.local_models import example_prices
 from langchain_cascade.pricing import ModelPrice
 
@@ -159,7 +169,7 @@ class Query:
 Grader = Callable[[str, str], bool]
 
 
-# --------------------------------------------------------------------------- cache
+# --------------------------------------------------------------------------- files
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -178,16 +188,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-_APPEND_LOCK = threading.Lock()
-
-
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
-    """Append one record and flush it, so an interrupted run can resume.
-
-    Thread-safe: two tiers may be collected at once.
-    """
+    """Append one record and flush it, so an interrupted run can resume."""
     line = json.dumps(record, ensure_ascii=False) + "\n"
-    with _APPEND_LOCK, path.open("a", encoding="utf-8") as handle:
+    with path.open("a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()
 
@@ -202,123 +206,93 @@ def write_json(path: Path, obj: Any) -> None:
 
 def clean_float(value: float) -> float | str | None:
     """JSON-safe float: NaN -> None, +-inf -> "inf" / "-inf"."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
+    return json_float(value)
 
 
-def logprob_entries(
-    message: AIMessage, top_k: int | None = None
-) -> list[dict[str, Any]]:
-    """The per-token logprob entries to cache (token, logprob, top_logprobs).
+# --------------------------------------------------------------------------- answers
 
-    ``top_k`` caps the alternatives kept per token (the server may send 20 even
-    when none were asked for); ``None`` keeps them all.
+
+@dataclass(frozen=True)
+class Answers:
+    """Every tier's answer to every query, as :func:`~langchain_cascade.collect.collect` recorded it.
+
+    ``data`` holds collect's ``(queries, tiers)`` arrays, rows in query order;
+    ``tiers`` each query's tier records (answer text, candidate verdicts).
     """
-    out = []
-    for entry in token_logprobs(message):
-        kept: dict[str, Any] = {
-            "token": entry.get("token"),
-            "logprob": entry["logprob"],
-        }
-        top = entry.get("top_logprobs")
-        if top and top_k is not None:
-            top = top[:top_k]
-        if top:
-            kept["top_logprobs"] = [
-                {"token": t.get("token"), "logprob": t.get("logprob")} for t in top
-            ]
-        out.append(kept)
-    return out
 
+    queries: Sequence[Query]
+    data: CollectedScores
+    tiers: Sequence[tuple[TierRecord, ...]]
 
-def as_message(record: Mapping[str, Any]) -> AIMessage:
-    """Rebuild a cached answer as an AIMessage that the gates can score."""
-    return AIMessage(
-        content=record["answer"],
-        response_metadata={"logprobs": {"content": record.get("logprobs") or []}},
-    )
+    @classmethod
+    def read(cls, path: Path, queries: Sequence[Query]) -> Answers:
+        """The answers collected in ``path``; exits when one query lacks them."""
+        hashes = [input_hash(q.messages) for q in queries]
+        found = {r.index: r for r in collect_jsonl(path)} if path.exists() else {}
+        missing = [
+            i
+            for i, h in enumerate(hashes)
+            if i not in found or found[i].input_hash != h
+        ]
+        if missing:
+            msg = (
+                f"{path} lacks the answers to {len(missing)} of {len(queries)} "
+                "queries for these settings: run without --from-cache first"
+            )
+            raise SystemExit(msg)
+        ordered = [found[i] for i in range(len(queries))]
+        return cls(
+            queries, CollectedScores.from_records(ordered), [r.tiers for r in ordered]
+        )
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The tiers' model names, cheapest first."""
+        return self.data.model_names
 
-def _tier_records(cache_path: Path, fingerprint: str) -> dict[tuple[str, ...], Any]:
-    return {
-        (r["split"], r["qid"], r["model"]): r
-        for r in read_jsonl(cache_path)
-        if r.get("kind") == "tier" and r.get("fingerprint") == fingerprint
-    }
+    def rows(self, split: str) -> list[int]:
+        """The rows of one split, in query order."""
+        return [i for i, q in enumerate(self.queries) if q.split == split]
+
+    def row_of(self, split: str, qid: str) -> int:
+        """The row of one query."""
+        return next(
+            i for i, q in enumerate(self.queries) if (q.split, q.qid) == (split, qid)
+        )
+
+    def feature(self, name: str, model: str, split: str | None = None) -> FloatArray:
+        """One answer feature of one tier (all splits, or one)."""
+        column = self.data.features[name][:, self.models.index(model)]
+        return column if split is None else column[self.rows(split)]
 
 
 def collect_answers(
-    model: str,
-    chat: BaseChatModel,
+    spec: Spec,
+    cascade: CascadingChatModel,
     queries: Sequence[Query],
-    cache_path: Path,
+    path: Path,
     *,
-    grade: Grader,
-    fingerprint: str,
-    top_k: int | None = None,
-    progress_every: int = 25,
+    workers: int,
 ) -> None:
-    """Ask one tier every query once, resuming from the cache.
+    """Every tier answers every query once, through :func:`collect`.
 
-    Queries are sent one at a time, so that the server's shared prompt prefix
-    stays in its cache. Records made with another ``fingerprint`` (prompt or
-    settings) are ignored.
+    ``collect`` runs each query through the cascade's own decision loop with
+    every gate a recorder, so each tier is called and priced as a live call
+    would, and ``spec.recorded`` scores every answer. Finished queries are
+    appended to ``path`` at once; a rerun resumes.
     """
-    done = _tier_records(cache_path, fingerprint)
-    todo = [q for q in queries if (q.split, q.qid, model) not in done]
-    if todo:
-        print(f"  {model}: {len(todo)} queries to ask", flush=True)
-    started = time.perf_counter()
-    for i, query in enumerate(todo, 1):
-        t0 = time.perf_counter()
-        message = chat.invoke(query.messages)
-        latency = time.perf_counter() - t0
-        usage = message.usage_metadata
-        tokens: dict[str, Any] = dict(usage) if usage else {}
-        record = {
-            "kind": "tier",
-            "fingerprint": fingerprint,
-            "split": query.split,
-            "qid": query.qid,
-            "model": model,
-            "gold": query.gold,
-            "answer": message.text,
-            "correct": grade(message.text, query.gold),
-            "usage": {
-                "input_tokens": tokens.get("input_tokens", 0),
-                "output_tokens": tokens.get("output_tokens", 0),
-            },
-            "cost": EXAMPLE_PRICES[model].cost(usage) or 0.0,
-            "latency_s": round(latency, 4),
-            "logprobs": logprob_entries(message, top_k),
-        }
-        append_jsonl(cache_path, record)
-        if i % progress_every == 0 or i == len(todo):
-            elapsed = time.perf_counter() - started
-            print(
-                f"    {model}: {i}/{len(todo)} in {elapsed:.0f} s "
-                f"({elapsed / i:.2f} s/query)",
-                flush=True,
-            )
 
+    def evaluate(answer: AIMessage, gold: str) -> bool:
+        return spec.grade(answer.text, gold)
 
-def load_cached(
-    cache_path: Path, queries: Sequence[Query], models: Sequence[str], fingerprint: str
-) -> list[dict[str, Any]]:
-    """The cached tier records of ``queries``; exits when one is missing."""
-    done = _tier_records(cache_path, fingerprint)
-    keys = [(q.split, q.qid, m) for q in queries for m in models]
-    missing = [key for key in keys if key not in done]
-    if missing:
-        msg = (
-            f"{cache_path} lacks {len(missing)} tier answers (e.g. {missing[0]}) for "
-            "these settings: run without --from-cache first"
-        )
-        raise SystemExit(msg)
-    return [done[key] for key in keys]
+    collect(
+        cascade,
+        [(q.messages, q.gold) for q in queries],
+        evaluate,
+        candidates=spec.recorded,
+        path=path,
+        max_concurrency=workers,
+    )
 
 
 # --------------------------------------------------------------------------- replay
@@ -328,15 +302,19 @@ NO_SCORE = -1.0
 
 
 class Candidate(Protocol):
-    """A gate candidate: scores cached answers, builds the live gate."""
+    """A gate candidate: its replay scores from the recorded verdicts, and its live gate."""
 
     @property
     def name(self) -> str:
         """The candidate's name in the report."""
         ...
 
-    def score(self, record: Mapping[str, Any]) -> float | None:
-        """The replay score of one cached tier answer (``None``: unscored)."""
+    def scores(self, answers: Answers) -> FloatArray:
+        """Its replay score of every answer, ``(queries, tiers)``.
+
+        Read from the verdicts collect recorded (``answers.data.candidate_scores``);
+        ``NO_SCORE`` where the live gate rejects whatever its threshold.
+        """
         ...
 
     def gate(self, threshold: float) -> Gate:
@@ -391,36 +369,39 @@ class Matrices:
 
 
 def matrices(
-    records: Sequence[Mapping[str, Any]],
-    split: str,
-    models: Sequence[str],
-    score: Callable[[Mapping[str, Any]], float | None],
+    answers: Answers, split: str, models: Sequence[str], candidate: Candidate
 ) -> Matrices:
-    """Arrange the cached answers of one split as calibration matrices.
+    """Arrange one split's answers as calibration matrices of ``models``' tiers.
 
-    The final tier's score is unused by the cascade; it is set to NaN.
+    The final tier's score is unused by the cascade; it is set to NaN. An
+    answer without token logprobs counts as unscored.
     """
-    by_key = {(r["split"], r["qid"], r["model"]): r for r in records}
-    qids = list(dict.fromkeys(r["qid"] for r in records if r["split"] == split))
-    n, k = len(qids), len(models)
-    scores = np.full((n, k), np.nan)
-    correct = np.zeros((n, k))
-    costs = np.zeros((n, k))
-    latency = np.zeros((n, k))
-    unscored = 0
-    for i, qid in enumerate(qids):
-        for j, model in enumerate(models):
-            record = by_key[(split, qid, model)]
-            correct[i, j] = float(bool(record["correct"]))
-            costs[i, j] = float(record["cost"])
-            latency[i, j] = float(record["latency_s"])
-            if j < k - 1:
-                value = score(record)
-                if value is None:
-                    unscored += 1
-                    value = NO_SCORE
-                scores[i, j] = value
-    return Matrices(qids, scores, correct, costs, latency, unscored)
+    rows = answers.rows(split)
+    columns = [answers.models.index(m) for m in models]
+    pick = np.ix_(rows, columns)
+    scores = candidate.scores(answers)[pick].astype(np.float64)
+    scores[:, -1] = np.nan
+    data = answers.data
+    no_logprobs = np.isnan(data.features["logprob_mean"][pick][:, :-1])
+    return Matrices(
+        [answers.queries[i].qid for i in rows],
+        scores,
+        data.correct[pick],
+        data.costs[pick],
+        data.latencies[pick],
+        int(no_logprobs.sum()),
+    )
+
+
+def logprob_scores(answers: Answers, name: str) -> FloatArray:
+    """A recorded ``LogprobGate`` candidate's scores; ``NO_SCORE`` without logprobs.
+
+    A ``LogprobGate`` cannot score an answer that has no token logprobs and
+    rejects it at any threshold.
+    """
+    data = answers.data
+    scores = data.candidate_scores[name]
+    return np.where(np.isnan(data.features["logprob_mean"]), NO_SCORE, scores)
 
 
 @dataclass(frozen=True)
@@ -440,7 +421,7 @@ class Fit:
 
 
 def fit(
-    records: Sequence[Mapping[str, Any]],
+    answers: Answers,
     candidates: Sequence[Candidate],
     models: Sequence[str],
     retain: float = 1.0,
@@ -451,7 +432,7 @@ def fit(
     (``retain=1``: no loss against the best single model). The candidate with
     the lowest train cost at that target wins; ties go to the higher APGR.
     """
-    train = {c.name: matrices(records, "train", models, c.score) for c in candidates}
+    train = {c.name: matrices(answers, "train", models, c) for c in candidates}
     first = train[candidates[0].name]
     target = retain * float(first.correct.mean(axis=0).max())
     results = {
@@ -565,7 +546,7 @@ def cached_live(
 
 def compare_live(
     live: Sequence[Mapping[str, Any]],
-    records: Sequence[Mapping[str, Any]],
+    answers: Answers,
     test: Matrices,
     thresholds: Sequence[float],
     models: Sequence[str],
@@ -575,13 +556,13 @@ def compare_live(
         return {}
     sub = test.rows([r["qid"] for r in live])
     replay = sub.evaluate(thresholds)
-    by_key = {(r["split"], r["qid"], r["model"]): r for r in records}
     same_tier = same_answer = 0
     score_diffs = []
     for row, r in enumerate(live):
         same_tier += int(r["tier"] == sub.stop_tier(row, thresholds))
-        cached = by_key[(r["split"], r["qid"], models[r["tier"]])]
-        same_answer += int(r["answer"] == cached["answer"])
+        tiers = answers.tiers[answers.row_of(r["split"], r["qid"])]
+        tier = answers.models.index(models[r["tier"]])
+        same_answer += int(r["answer"] == tiers[tier].answer)
         for j, s in enumerate(r["scores"][: len(models) - 1]):
             cached_score = sub.scores[row, j]
             if s is not None and not math.isnan(cached_score) and cached_score >= 0:
@@ -758,7 +739,7 @@ class Analysis:
     """What the skeleton computes once; a benchmark's report reads it."""
 
     args: argparse.Namespace
-    records: list[dict[str, Any]]
+    answers: Answers
     fitted: Fit
     test: Matrices
     ev: PolicyEvaluation
@@ -766,6 +747,7 @@ class Analysis:
     run: dict[str, Any]
     mode: str
     what: str
+    files: Files
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -796,7 +778,7 @@ class Analysis:
         self, candidate: Candidate, result: CalibrationResult
     ) -> PolicyEvaluation:
         """A candidate's train-fitted thresholds replayed on test."""
-        test = matrices(self.records, "test", self.fitted.models, candidate.score)
+        test = matrices(self.answers, "test", self.fitted.models, candidate)
         return test.evaluate(result.thresholds)
 
 
@@ -824,13 +806,18 @@ class Spec(Protocol):
         ...
 
     @property
+    def also_served(self) -> tuple[str, ...]:
+        """Models served beside the tiers (for a benchmark's own probe)."""
+        ...
+
+    @property
     def candidates(self) -> Sequence[Candidate]:
         """The gate candidates fitted on train."""
         ...
 
     @property
-    def top_k(self) -> int | None:
-        """Top logprobs kept per cached token (``None``: all)."""
+    def recorded(self) -> Mapping[str, Gate]:
+        """The gates collect records on every answer, by name (the candidates read them)."""
         ...
 
     @property
@@ -852,12 +839,6 @@ class Spec(Protocol):
 
     def chat_kwargs(self, args: argparse.Namespace) -> dict[str, Any]:
         """The settings of every tier's chat model."""
-        ...
-
-    def plan(
-        self, args: argparse.Namespace, queries: Sequence[Query]
-    ) -> list[list[tuple[str, list[Query]]]]:
-        """Groups of (model, queries) to collect; the groups run side by side."""
         ...
 
     def report(self, a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
@@ -937,7 +918,7 @@ def candidates_table(a: Analysis, candidates: Sequence[Candidate]) -> str:
 
 
 def operating_point(
-    records: Sequence[Mapping[str, Any]],
+    answers: Answers,
     candidates: Sequence[Candidate],
     models: Sequence[str],
     *,
@@ -946,9 +927,9 @@ def operating_point(
     key: str,
 ) -> dict[str, Any]:
     """One target rule fitted on train (``retain`` x best tier), replayed on test."""
-    f = fit(records, candidates, models, retain)
+    f = fit(answers, candidates, models, retain)
     res = f.result
-    test = matrices(records, "test", models, f.chosen.score)
+    test = matrices(answers, "test", models, f.chosen)
     ev = test.evaluate(res.thresholds)
     top_cost = float(test.costs[:, -1].mean())
     return {
@@ -1051,6 +1032,20 @@ def single_tiers(a: Analysis) -> dict[str, dict[str, float]]:
     }
 
 
+def produced_by(a: Analysis, module: str) -> str:
+    """The report's first line: its command, and where its answers come from."""
+    run = a.run
+    return (
+        f"Produced by `python -m {module}` ({a.mode}). Every tier answered every "
+        f"one of the {len(a.answers.queries)} {a.what} once through "
+        "`langchain_cascade.collect.collect` (the cascade's own decision loop, "
+        "with every gate recording its verdict and never passing), cached in "
+        f"`{a.files.answers.name}` by a full run"
+        + (f" on {run.get('finished', '?')}" if run else "")
+        + ", so `--from-cache` redoes this analysis without the models."
+    )
+
+
 def headline_sentence(a: Analysis) -> str:
     """Thresholds, escalation, cost and accuracy against the final tier alone."""
     ev = a.ev
@@ -1067,11 +1062,19 @@ def headline_sentence(a: Analysis) -> str:
     )
 
 
-def wall_time_section(a: Analysis, rows: Sequence[Sequence[str]]) -> list[str]:
-    """The full run's wall-time table (empty when re-analysed without one)."""
+def wall_time_section(
+    a: Analysis, extra_rows: Sequence[Sequence[str]] = ()
+) -> list[str]:
+    """The full run's wall-time table (empty when re-analysed without one).
+
+    Each tier's row sums the seconds of its calls as collect measured them.
+    """
     run = a.run
     if not run:
         return []
+    seconds = a.answers.data.latencies.sum(axis=0)
+    n = len(a.answers.queries)
+    workers = run.get("workers", 1)
     return [
         "## Wall time (full run)",
         "",
@@ -1079,7 +1082,23 @@ def wall_time_section(a: Analysis, rows: Sequence[Sequence[str]]) -> list[str]:
             ["step", "wall time"],
             [
                 ["start the servers", fmt_seconds(run["startup_s"])],
-                *rows,
+                *[
+                    [
+                        f"{SHORT_NAMES[m]}: {n} {a.what} (sum of its calls)",
+                        fmt_seconds(t),
+                    ]
+                    for m, t in zip(a.answers.models, seconds, strict=True)
+                ],
+                [
+                    f"`collect`: every tier answering every one of the {n} {a.what} "
+                    + (
+                        f"({workers} {a.what} at a time)"
+                        if workers > 1
+                        else "(one at a time)"
+                    ),
+                    fmt_seconds(run["collect_wall_s"]),
+                ],
+                *extra_rows,
                 [
                     f"live cascade: {a.live_cmp.get('n', 0)} {a.what}",
                     fmt_seconds(run["live_s"]),
@@ -1093,55 +1112,22 @@ def wall_time_section(a: Analysis, rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def _collect(
-    spec: Spec,
-    chats: Mapping[str, BaseChatModel],
-    plan: Sequence[Sequence[tuple[str, list[Query]]]],
-    cache_path: Path,
-    fp: str,
-) -> dict[str, float]:
-    """Collect each group of the plan in its own thread; seconds per model."""
-    seconds: dict[str, float] = {}
-
-    def work(steps: Sequence[tuple[str, list[Query]]]) -> None:
-        for model, todo in steps:
-            if not todo:
-                continue
-            t0 = time.perf_counter()
-            collect_answers(
-                model,
-                chats[model],
-                todo,
-                cache_path,
-                grade=spec.grade,
-                fingerprint=fp,
-                top_k=spec.top_k,
-            )
-            seconds[model] = time.perf_counter() - t0
-
-    threads = [threading.Thread(target=work, args=(steps,)) for steps in plan]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return seconds
-
-
 def _analyse(
     spec: Spec,
     args: argparse.Namespace,
-    records: list[dict[str, Any]],
+    answers: Answers,
+    files: Files,
     *,
     live: list[dict[str, Any]],
     run: dict[str, Any],
     mode: str,
     data_dir: Path,
 ) -> None:
-    fitted = fit(records, spec.candidates, spec.models)
-    test = matrices(records, "test", spec.models, fitted.chosen.score)
+    fitted = fit(answers, spec.candidates, spec.models)
+    test = matrices(answers, "test", spec.models, fitted.chosen)
     ev = test.evaluate(fitted.result.thresholds)
-    live_cmp = compare_live(live, records, test, fitted.result.thresholds, spec.models)
-    a = Analysis(args, records, fitted, test, ev, live_cmp, run, mode, spec.what)
+    live_cmp = compare_live(live, answers, test, fitted.result.thresholds, spec.models)
+    a = Analysis(args, answers, fitted, test, ev, live_cmp, run, mode, spec.what, files)
     out_dir: Path = args.out_dir
     plot_frontier(
         fitted.result,
@@ -1162,36 +1148,70 @@ def _analyse(
     print("\n".join(lines))
 
 
-def run(spec: Spec, args: argparse.Namespace) -> None:
-    """Collect (or read from the cache), fit, check live and report one benchmark."""
+@dataclass(frozen=True)
+class Files:
+    """Where one benchmark's answers and live checks are cached.
+
+    Both names carry the fingerprint of the prompt, settings and queries, so a
+    run with other settings never reads or resumes another's answers.
+    """
+
+    answers: Path
+    live: Path
+
+    @classmethod
+    def of(
+        cls, spec: Spec, args: argparse.Namespace, queries: Sequence[Query]
+    ) -> Files:
+        """The files of this benchmark, settings and queries."""
+        blob = json.dumps(
+            [spec.fingerprint(args), [input_hash(q.messages) for q in queries]]
+        )
+        fp = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        out: Path = args.out_dir
+        return cls(
+            out / f"{spec.name}_collect_{fp}.jsonl",
+            out / f"{spec.name}_live_{fp}.jsonl",
+        )
+
+
+def run(
+    spec: Spec,
+    args: argparse.Namespace,
+    before: Callable[
+        [Mapping[str, BaseChatModel], Sequence[Query], Path], dict[str, Any]
+    ]
+    | None = None,
+) -> None:
+    """Collect (or read from the cache), fit, check live and report one benchmark.
+
+    ``before(chats, queries, live_path)``, when given, runs first with the
+    servers up (a benchmark's own probe); what it returns joins the run's record.
+    """
     data_dir = resolve_data_dir(args.data_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    cache_path = args.out_dir / f"{spec.name}_answers.jsonl"
     queries = spec.queries(args, data_dir)
     test_queries = [q for q in queries if q.split == "test"]
+    files = Files.of(spec, args, queries)
     fp = spec.fingerprint(args)
 
     if args.from_cache:
-        records = load_cached(cache_path, queries, spec.models, fp)
-        fitted = fit(records, spec.candidates, spec.models)
+        answers = Answers.read(files.answers, queries)
+        fitted = fit(answers, spec.candidates, spec.models)
         live = cached_live(
-            cache_path,
+            files.live,
             fingerprint=fp,
             tag=live_tag(spec.tag_key, fitted.chosen, fitted.result.thresholds),
             n=args.n_live,
         )
-        runs = [
-            r
-            for r in read_jsonl(cache_path)
-            if r.get("kind") == "run" and r.get("fingerprint") == fp
-        ]
-        last = runs[-1] if runs else {}
+        runs = [r for r in read_jsonl(files.live) if r.get("kind") == "run"]
         _analyse(
             spec,
             args,
-            records,
+            answers,
+            files,
             live=live,
-            run=last,
+            run=runs[-1] if runs else {},
             mode="re-analysed from the cache",
             data_dir=data_dir,
         )
@@ -1199,23 +1219,29 @@ def run(spec: Spec, args: argparse.Namespace) -> None:
 
     from langchain_cascade.local_models import LocalModels
 
-    plan = spec.plan(args, queries)
-    names = list(dict.fromkeys(m for group in plan for m, _ in group))
+    names = list(dict.fromkeys([*spec.models, *spec.also_served]))
     kwargs = spec.chat_kwargs(args)
     started = time.perf_counter()
-    with LocalModels(names, n_threads=1, n_parallel=1) as lm:
+    with LocalModels(names, n_threads=1, n_parallel=args.workers) as lm:
         startup = time.perf_counter() - started
         print(f"servers up in {startup:.1f} s", flush=True)
         chats = {m: lm.chat_model(m, **kwargs) for m in names}
+        extra = before(chats, queries, files.live) if before is not None else {}
+        tiers = [chats[m] for m in spec.models]
+        recording = CascadingChatModel(
+            models=tiers,
+            gates=[next(iter(spec.recorded.values()))] * (len(tiers) - 1),
+            prices=EXAMPLE_PRICES,
+        )
         t0 = time.perf_counter()
-        collect_s = _collect(spec, chats, plan, cache_path, fp)
+        collect_answers(spec, recording, queries, files.answers, workers=args.workers)
         collect_wall = time.perf_counter() - t0
-        records = load_cached(cache_path, queries, spec.models, fp)
-        fitted = fit(records, spec.candidates, spec.models)
+        answers = Answers.read(files.answers, queries)
+        fitted = fit(answers, spec.candidates, spec.models)
         thresholds = fitted.result.thresholds
         print(f"fitted {fitted.chosen.name}: {threshold_text(thresholds)}", flush=True)
         cascade = CascadingChatModel(
-            models=[chats[m] for m in spec.models],
+            models=tiers,
             gates=[live_gate(t, fitted.chosen.gate) for t in thresholds],
             prices=EXAMPLE_PRICES,
         )
@@ -1224,7 +1250,7 @@ def run(spec: Spec, args: argparse.Namespace) -> None:
             cascade,
             test_queries[: args.n_live],
             grade=spec.grade,
-            cache_path=cache_path,
+            cache_path=files.live,
             fingerprint=fp,
             tag=live_tag(spec.tag_key, fitted.chosen, thresholds),
         )
@@ -1234,20 +1260,26 @@ def run(spec: Spec, args: argparse.Namespace) -> None:
         "fingerprint": fp,
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "startup_s": startup,
-        "collect_s": collect_s,
         "collect_wall_s": collect_wall,
-        "answered": {m: len(todo) for group in plan for m, todo in group},
         "live_s": live_s,
         "wall_s": time.perf_counter() - started,
+        **extra,
         **{
             key: getattr(args, key)
             for key in ("n_train", "n_test", "n_live", "max_tokens", "workers")
             if hasattr(args, key)
         },
     }
-    append_jsonl(cache_path, record)
+    append_jsonl(files.live, record)
     _analyse(
-        spec, args, records, live=live, run=record, mode="full run", data_dir=data_dir
+        spec,
+        args,
+        answers,
+        files,
+        live=live,
+        run=record,
+        mode="full run",
+        data_dir=data_dir,
     )
 
 
@@ -1263,10 +1295,17 @@ def arguments(
         from_cache_help: The help of ``--from-cache``: what the benchmark reuses.
 
     Returns:
-        The parser with ``--data-dir``, ``--out-dir`` and ``--from-cache``.
+        The parser with ``--data-dir``, ``--out-dir``, ``--from-cache`` and
+        ``--workers``.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--from-cache", action="store_true", help=from_cache_help)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="queries collected at once (each server gets as many request slots)",
+    )
     return parser

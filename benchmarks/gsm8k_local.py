@@ -24,12 +24,16 @@ import argparse
 import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from numpy.typing import NDArray
 
 from benchmarks import common
 from benchmarks.common import (
@@ -37,15 +41,17 @@ from benchmarks.common import (
     PRICE_NOTE,
     SHORT_NAMES,
     Analysis,
+    Answers,
+    FloatArray,
     Query,
-    as_message,
     clean_float,
     fmt_seconds,
+    logprob_scores,
     markdown_table,
     pct,
 )
 from langchain_cascade.gates import LogprobGate, RegexGate, all_of
-from langchain_cascade.gates.base import Gate, GateInput
+from langchain_cascade.gates.base import Gate
 from langchain_cascade.gates.logprob import Aggregation
 from langchain_cascade.gates.numbers import last_number, parse_number
 
@@ -78,11 +84,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        agg = (
-            f"quantile({QUANTILE:g})"
-            if self.aggregation == "quantile"
-            else self.aggregation
-        )
+        agg = self.recorded_as
         return f"all_of(format, {agg})" if self.with_format else agg
 
     def logprob_gate(self, threshold: float) -> LogprobGate:
@@ -96,17 +98,26 @@ class Candidate:
             return self.logprob_gate(threshold)
         return all_of(format_gate(), self.logprob_gate(threshold))
 
-    def score(self, record: Mapping[str, Any]) -> float | None:
+    @property
+    def recorded_as(self) -> str:
+        """The name of its logprob gate among the recorded gates."""
+        return (
+            f"quantile({QUANTILE:g})"
+            if self.aggregation == "quantile"
+            else self.aggregation
+        )
+
+    def scores(self, answers: Answers) -> FloatArray:
         """Replay score: the logprob score; ``NO_SCORE`` when the format fails.
 
         ``all_of(format, LogprobGate(t))`` passes exactly when the format rule
         passes and the logprob score is at least ``t``: with thresholds in
         [0, 1] this is ``replay score >= t``.
         """
-        message = as_message(record)
-        if self.with_format and not has_format(record):
-            return NO_SCORE
-        return self.logprob_gate(0.0).score(message)
+        scores = logprob_scores(answers, self.recorded_as)
+        if not self.with_format:
+            return scores
+        return np.where(has_format(answers), scores, NO_SCORE)
 
 
 CANDIDATES = tuple(
@@ -118,6 +129,13 @@ CANDIDATES = tuple(
 
 def format_gate() -> RegexGate:
     return RegexGate(pattern=FORMAT_PATTERN, description="an 'Answer: <number>'")
+
+
+RECORDED: dict[str, Gate] = {
+    "format": format_gate(),
+    **{c.recorded_as: c.logprob_gate(0.0) for c in CANDIDATES if not c.with_format},
+}
+"""What collect records on every answer: the format rule and each logprob score."""
 
 
 def build_messages(question: str) -> list[BaseMessage]:
@@ -134,12 +152,9 @@ def gold_number(answer: str) -> str:
     return answer.rsplit("####", 1)[1].strip()
 
 
-def has_format(record: Mapping[str, Any]) -> bool:
-    """Whether a cached answer ends with the 'Answer: <number>' line the prompt asks."""
-    verdict = format_gate().evaluate(
-        GateInput(messages=[], response=as_message(record)), {}
-    )
-    return verdict.passed
+def has_format(answers: Answers) -> NDArray[np.bool_]:
+    """Which answers have the 'Answer: <number>' line the prompt asks (recorded)."""
+    return answers.data.candidate_scores["format"] >= 1.0
 
 
 def load_problems(
@@ -178,8 +193,9 @@ class Gsm8kLocal:
     title = "GSM8K, local 2-tier cascade"
     what = "problems"
     models = MODELS
+    also_served = (PROBE_MODEL,)
+    recorded = RECORDED
     candidates = CANDIDATES
-    top_k = 0
     tag_key = "gate"
 
     def queries(self, args: argparse.Namespace, data_dir: Path) -> list[Query]:
@@ -205,52 +221,62 @@ class Gsm8kLocal:
     def chat_kwargs(self, args: argparse.Namespace) -> dict[str, Any]:
         return chat_kwargs(args.max_tokens)
 
-    def plan(
-        self, args: argparse.Namespace, queries: Sequence[Query]
-    ) -> list[list[tuple[str, list[Query]]]]:
-        every = list(queries)
-        probe = [q for q in every if q.split == "train"][: args.smollm_probe]
-        return [[(PROBE_MODEL, probe), (MODELS[0], every)], [(MODELS[1], every)]]
-
     def report(self, a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
         return report(a)
 
 
+def probe(
+    chats: Mapping[str, BaseChatModel],
+    queries: Sequence[Query],
+    live_path: Path,
+    *,
+    n: int,
+    fingerprint: str,
+) -> dict[str, Any]:
+    """SmolLM2 answers the first ``n`` train problems; one ``probe`` record each."""
+    started = time.perf_counter()
+    grade = Gsm8kLocal().grade
+    for query in [q for q in queries if q.split == "train"][:n]:
+        answer = chats[PROBE_MODEL].invoke(query.messages)
+        common.append_jsonl(
+            live_path,
+            {
+                "kind": "probe",
+                "fingerprint": fingerprint,
+                "qid": query.qid,
+                "answer": answer.text,
+                "correct": grade(answer.text, query.gold),
+            },
+        )
+    return {"probe_s": time.perf_counter() - started}
+
+
 def probe_records(a: Analysis) -> list[dict[str, Any]]:
-    """SmolLM2's cached answers to the first train problems (empty when absent)."""
-    train = [r for r in a.records if r["split"] == "train"]
-    qids = list(dict.fromkeys(r["qid"] for r in train))[: a.args.smollm_probe]
-    wanted = {("train", q) for q in qids}
-    cache_path = a.args.out_dir / f"{NAME}_answers.jsonl"
+    """SmolLM2's answers to the first train problems (the last probe's; empty when none)."""
     found = {
-        (r["split"], r["qid"]): r
-        for r in common.read_jsonl(cache_path)
-        if r.get("kind") == "tier"
-        and r.get("model") == PROBE_MODEL
+        r["qid"]: r
+        for r in common.read_jsonl(a.files.live)
+        if r.get("kind") == "probe"
         and r.get("fingerprint") == Gsm8kLocal().fingerprint(a.args)
-        and (r["split"], r["qid"]) in wanted
     }
-    return [found[("train", q)] for q in qids if ("train", q) in found]
+    train = [a.answers.queries[i].qid for i in a.answers.rows("train")]
+    return [found[q] for q in train[: a.args.smollm_probe] if q in found]
 
 
 def report(a: Analysis) -> tuple[dict[str, Any], list[str]]:
     """The GSM8K summary and markdown."""
     ev, args = a.ev, a.args
     n_train, n_test = len(a.train.qids), len(a.test.qids)
-    by_model = {m: [r for r in a.records if r["model"] == m] for m in MODELS}
-    out_tokens = {
-        m: sum(r["usage"]["output_tokens"] for r in rs) / len(rs)
-        for m, rs in by_model.items()
-    }
-    truncated = {
-        m: sum(r["usage"]["output_tokens"] >= args.max_tokens for r in rs) / len(rs)
-        for m, rs in by_model.items()
-    }
-    formatted = {m: sum(map(has_format, rs)) / len(rs) for m, rs in by_model.items()}
+    tokens = {m: a.answers.feature("output_tokens", m) for m in MODELS}
+    out_tokens = {m: float(t.mean()) for m, t in tokens.items()}
+    truncated = {m: float((t >= args.max_tokens).mean()) for m, t in tokens.items()}
+    formatted = dict(
+        zip(MODELS, map(float, has_format(a.answers).mean(axis=0)), strict=True)
+    )
     tier0_share = float(a.test.costs[:, 0].mean()) / a.top_cost
     points = [
         common.operating_point(
-            a.records, CANDIDATES, MODELS, retain=retain, rule=rule, key="gate"
+            a.answers, CANDIDATES, MODELS, retain=retain, rule=rule, key="gate"
         )
         for retain, rule in ((1.0, "no loss"), (0.95, "95%"))
     ]
@@ -293,10 +319,7 @@ def report(a: Analysis) -> tuple[dict[str, Any], list[str]]:
     lines = [
         "# GSM8K on the local models",
         "",
-        f"Produced by `python -m benchmarks.gsm8k_local` ({a.mode}); "
-        f"the raw per-tier answers are cached in `{NAME}_answers.jsonl`, written by a full run"
-        + (f" on {run.get('finished', '?')}" if run else "")
-        + ", so `--from-cache` redoes this analysis without the models.",
+        common.produced_by(a, "benchmarks.gsm8k_local"),
         "",
         "**Setup.** 2-tier cascade Qwen2.5-Coder-0.5B -> Qwen2.5-Coder-1.5B (Q4 GGUF, "
         "xllamacpp, 1 CPU thread per server). Test: GSM8K test problems "
@@ -382,19 +405,13 @@ def report(a: Analysis) -> tuple[dict[str, Any], list[str]]:
         *common.wall_time_section(
             a,
             [
-                *[
-                    [
-                        f"{SHORT_NAMES[m]}: {run['answered'].get(m, 0)} problems",
-                        fmt_seconds(run["collect_s"].get(m, 0.0)),
-                    ]
-                    for m in (*MODELS, PROBE_MODEL)
-                    if m in run.get("collect_s", {})
-                ],
                 [
-                    "all answers collected (the 1.5B in parallel with the others)",
-                    fmt_seconds(run.get("collect_wall_s", math.nan)),
-                ],
-            ],
+                    f"{SHORT_NAMES[PROBE_MODEL]}: {len(probe)} problems (the probe)",
+                    fmt_seconds(run["probe_s"]),
+                ]
+            ]
+            if "probe_s" in run
+            else [],
         ),
         "## For context (different models)",
         "",
@@ -413,7 +430,21 @@ def main() -> None:
     parser.add_argument("--n-live", type=int, default=15)
     parser.add_argument("--smollm-probe", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=128)
-    common.run(Gsm8kLocal(), parser.parse_args())
+    args = parser.parse_args()
+    spec = Gsm8kLocal()
+
+    def before(
+        chats: Mapping[str, BaseChatModel], queries: Sequence[Query], live: Path
+    ) -> dict[str, Any]:
+        return probe(
+            chats,
+            queries,
+            live,
+            n=args.smollm_probe,
+            fingerprint=spec.fingerprint(args),
+        )
+
+    common.run(spec, args, before=before)
 
 
 if __name__ == "__main__":

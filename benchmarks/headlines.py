@@ -20,9 +20,7 @@ import argparse
 import csv
 import hashlib
 import json
-import math
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,16 +30,16 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from benchmarks import common
 from benchmarks.common import (
     PRICE_NOTE,
-    SHORT_NAMES,
     Analysis,
+    Answers,
+    FloatArray,
     Query,
-    as_message,
-    fmt_seconds,
+    logprob_scores,
     markdown_table,
     money,
     pct,
 )
-from langchain_cascade.gates import LogprobGate
+from langchain_cascade.gates import Gate, LogprobGate
 from langchain_cascade.gates.logprob import Aggregation
 
 NAME = "headlines"
@@ -94,14 +92,16 @@ class LogprobCandidate:
     def gate(self, threshold: float) -> LogprobGate:
         return LogprobGate(threshold=threshold, aggregation=self.aggregation)
 
-    def score(self, record: Mapping[str, Any]) -> float | None:
-        return self.gate(0.0).score(as_message(record))
+    def scores(self, answers: Answers) -> FloatArray:
+        return logprob_scores(answers, self.name)
 
 
 CANDIDATES = (
     LogprobCandidate("first_token_margin"),
     LogprobCandidate("geometric_mean"),
 )
+RECORDED: dict[str, Gate] = {c.name: c.gate(0.0) for c in CANDIDATES}
+"""What collect records on every answer: each candidate's score."""
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -181,8 +181,9 @@ class Headlines:
     title = "HEADLINES, local 3-tier cascade"
     what = "headlines"
     models = MODELS
+    also_served = ()
+    recorded = RECORDED
     candidates = CANDIDATES
-    top_k = None
     tag_key = "aggregation"
 
     def queries(self, args: argparse.Namespace, data_dir: Path) -> list[Query]:
@@ -204,26 +205,18 @@ class Headlines:
     def chat_kwargs(self, args: argparse.Namespace) -> dict[str, Any]:
         return CHAT_KWARGS
 
-    def plan(
-        self, args: argparse.Namespace, queries: Sequence[Query]
-    ) -> list[list[tuple[str, list[Query]]]]:
-        every = list(queries)
-        if args.workers == 1:
-            return [[(m, every) for m in MODELS]]
-        return [[(MODELS[0], every), (MODELS[1], every)], [(MODELS[2], every)]]
-
     def report(self, a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
         return report(a, data_dir)
 
 
-def operating_points(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def operating_points(answers: Answers) -> list[dict[str, Any]]:
     """Both target rules, with and without SmolLM2, fitted on train, on test."""
     return [
         {
             "tiers": " -> ".join(m.rsplit("-", 1)[-1].upper() for m in models),
             "models": list(models),
             **common.operating_point(
-                records, CANDIDATES, models, retain=retain, rule=rule, key="aggregation"
+                answers, CANDIDATES, models, retain=retain, rule=rule, key="aggregation"
             ),
         }
         for models in (MODELS, MODELS[1:])
@@ -234,7 +227,7 @@ def operating_points(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
 def report(a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
     """The HEADLINES summary and markdown."""
     n_train, n_test = len(a.train.qids), len(a.test.qids)
-    points = operating_points(a.records)
+    points = operating_points(a.answers)
     fg = frugalgpt_rows(data_dir)
     summary = common.summary(
         a,
@@ -254,14 +247,10 @@ def report(a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
             "frugalgpt_published": fg,
         },
     )
-    run = a.run
     lines = [
         "# FrugalGPT HEADLINES on the local models",
         "",
-        f"Produced by `python -m benchmarks.headlines` ({a.mode}); "
-        f"the raw per-tier answers are cached in `{NAME}_answers.jsonl`, written by a full run "
-        + (f"on {run.get('finished', '?')}" if run else "")
-        + ", so `--from-cache` redoes this analysis without the models.",
+        common.produced_by(a, "benchmarks.headlines"),
         "",
         "**Setup.** 3-tier cascade SmolLM2-135M -> Qwen2.5-Coder-0.5B -> Qwen2.5-Coder-1.5B "
         "(Q4 GGUF, xllamacpp, 1 CPU thread per server). "
@@ -303,25 +292,7 @@ def report(a: Analysis, data_dir: Path) -> tuple[dict[str, Any], list[str]]:
         common.points_table(points, "aggregation"),
         "",
         *common.live_section(a.live_cmp, "headlines"),
-        *common.wall_time_section(
-            a,
-            [
-                *[
-                    [
-                        f"{SHORT_NAMES[m]}: {n_train + n_test} headlines",
-                        fmt_seconds(run.get("collect_s", {}).get(m, 0.0)),
-                    ]
-                    for m in MODELS
-                ],
-                [
-                    "all tiers answering all headlines (1.5B in parallel "
-                    "with the two small tiers)"
-                    if run.get("workers", 1) == 2
-                    else "all tiers answering all headlines (one at a time)",
-                    fmt_seconds(run.get("collect_wall_s", math.nan)),
-                ],
-            ],
-        ),
+        *common.wall_time_section(a),
         "## For context: FrugalGPT's published HEADLINES results (different models, same task)",
         "",
         "From `frugalgpt-headlines/summary_HEADLINES_e8_full_2024.csv` (FrugalGPT, "
@@ -358,13 +329,6 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=150)
     parser.add_argument("--n-test", type=int, default=300)
     parser.add_argument("--n-live", type=int, default=50)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        choices=(1, 2),
-        default=2,
-        help="2: the 1.5B tier answers while the two small tiers do (1 thread each)",
-    )
     common.run(Headlines(), parser.parse_args())
 
 

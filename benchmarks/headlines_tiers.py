@@ -3,7 +3,8 @@
 Reads the cached per-tier answers of the HEADLINES benchmark (three local models,
 SmolLM2-135M -> Qwen2.5-Coder-0.5B -> Qwen2.5-Coder-1.5B, on 150 train and 300
 test headlines; written by ``python -m benchmarks.headlines``, kept outside git
-in ``benchmarks/results/headlines_answers.jsonl``), so no model is called. For
+in ``benchmarks/results/headlines_collect_<fingerprint>.jsonl``, the file its
+``collect`` wrote), so no model is called. For
 each quality target (no loss against the best single tier on train; 95% of it),
 ``calibrate`` is fitted on the train headlines three ways -- the three-tier
 cascade, the two-tier cascade without SmolLM2, and ``select_tiers=True`` (the
@@ -11,7 +12,7 @@ package chooses) -- and each fitted policy is scored on the test headlines. The
 gate is the HEADLINES benchmark's own logprob gate with the aggregation its fit
 chooses on train.
 
-Run: ``python -m benchmarks.headlines_tiers [--cache PATH] [--data-dir PATH]``.
+Run: ``python -m benchmarks.headlines_tiers [--cache-dir DIR] [--data-dir PATH]``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fit, load_cached, matrices, resolve_data_dir
+from benchmarks.common import Answers, Files, fit, matrices, resolve_data_dir
 from benchmarks.headlines import CANDIDATES, MODELS, Headlines, load_split
 from langchain_cascade.calibration import calibrate, evaluate_thresholds
 from langchain_cascade.cli import tier_line
@@ -70,15 +71,13 @@ def _row(
 
 
 def run(
-    cache: Path, data_dir: Path, n_train: int = 150, n_test: int = 300
+    cache_dir: Path, data_dir: Path, n_train: int = 150, n_test: int = 300
 ) -> dict[str, Any]:
     queries = load_split(data_dir, "train", n_train) + load_split(
         data_dir, "test", n_test
     )
-    spec = Headlines()
-    records = load_cached(
-        cache, queries, MODELS, spec.fingerprint(argparse.Namespace())
-    )
+    files = Files.of(Headlines(), argparse.Namespace(out_dir=cache_dir), queries)
+    answers = Answers.read(files.answers, queries)
     out: dict[str, Any] = {
         "benchmark": "HEADLINES tier selection (issue 11)",
         "command": "python -m benchmarks.headlines_tiers",
@@ -90,10 +89,10 @@ def run(
         (1.0, "no loss vs the best single tier on train"),
         (0.95, "95% of it"),
     ):
-        fitted = fit(records, CANDIDATES, MODELS, retain)
+        fitted = fit(answers, CANDIDATES, MODELS, retain)
         aggregation, target = fitted.chosen.name, fitted.target
-        train = matrices(records, "train", MODELS, fitted.chosen.score)
-        test = matrices(records, "test", MODELS, fitted.chosen.score)
+        train = matrices(answers, "train", MODELS, fitted.chosen)
+        test = matrices(answers, "test", MODELS, fitted.chosen)
         rows = [
             _row("three tiers", [0, 1, 2], train, test, target),
             _row("two tiers (no SmolLM2)", [1, 2], train, test, target),
@@ -150,12 +149,15 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cache", type=Path, default=RESULTS / "headlines_answers.jsonl"
+        "--cache-dir",
+        type=Path,
+        default=RESULTS,
+        help="where the HEADLINES benchmark cached its collected answers",
     )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
-    results = run(args.cache, resolve_data_dir(args.data_dir))
+    results = run(args.cache_dir, resolve_data_dir(args.data_dir))
     text = markdown(results)
     print(text)
     args.out_dir.mkdir(parents=True, exist_ok=True)
