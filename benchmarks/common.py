@@ -267,29 +267,30 @@ class Answers:
 
 
 def collect_answers(
-    spec: Spec,
     cascade: CascadingChatModel,
     queries: Sequence[Query],
     path: Path,
     *,
+    grade: Grader,
+    recorded: Mapping[str, Gate],
     workers: int,
 ) -> None:
     """Every tier answers every query once, through :func:`collect`.
 
     ``collect`` runs each query through the cascade's own decision loop with
     every gate a recorder, so each tier is called and priced as a live call
-    would, and ``spec.recorded`` scores every answer. Finished queries are
+    would, and the ``recorded`` gates score every answer. Finished queries are
     appended to ``path`` at once; a rerun resumes.
     """
 
     def evaluate(answer: AIMessage, gold: str) -> bool:
-        return spec.grade(answer.text, gold)
+        return grade(answer.text, gold)
 
     collect(
         cascade,
         [(q.messages, q.gold) for q in queries],
         evaluate,
-        candidates=spec.recorded,
+        candidates=recorded,
         path=path,
         max_concurrency=workers,
     )
@@ -1234,7 +1235,14 @@ def run(
             prices=EXAMPLE_PRICES,
         )
         t0 = time.perf_counter()
-        collect_answers(spec, recording, queries, files.answers, workers=args.workers)
+        collect_answers(
+            recording,
+            queries,
+            files.answers,
+            grade=spec.grade,
+            recorded=spec.recorded,
+            workers=args.workers,
+        )
         collect_wall = time.perf_counter() - t0
         answers = Answers.read(files.answers, queries)
         fitted = fit(answers, spec.candidates, spec.models)
