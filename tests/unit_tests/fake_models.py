@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
 from benchmarks.fakes import AsyncFakeChatModel, ToolFakeChatModel
+from langchain_cascade._sync import pending_tasks
 
 Responder = Callable[[list[BaseMessage]], AIMessage]
 
@@ -166,6 +168,21 @@ def stray_threads() -> int:
         not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
         for t in threading.enumerate()
     )
+
+
+def call_cleanly(model: Any, mode: str, value: Any) -> Any:
+    """:func:`call`, checked to end within 5 s and to leave nothing running.
+
+    No thread left but the package's loop and workers, no task pending on that
+    loop: what timed out during the call was cancelled for real.
+    """
+    threads = stray_threads()
+    started = time.perf_counter()
+    answer = call(model, mode, value)
+    assert time.perf_counter() - started < 5
+    assert stray_threads() == threads
+    assert pending_tasks() == 0
+    return answer
 
 
 def cascade_meta(message: BaseMessage) -> dict[str, Any]:
