@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from langchain_cascade.types import AttemptInfo
 
@@ -57,31 +57,32 @@ def _rebuild(message: str, attempts: list[AttemptInfo]) -> CascadeError:
     return err
 
 
-class TierTimeoutError(TimeoutError):
+class _SecondsTimeoutError(TimeoutError):
+    """A timeout that says how long it was and keeps it when pickled."""
+
+    _what: ClassVar[str] = "timeout"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"{self._what} after {seconds:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.seconds,))
+
+
+class TierTimeoutError(_SecondsTimeoutError):
     """A tier took longer than its ``timeout``; the cascade cancelled it.
 
     Attributes:
         seconds: The timeout it passed.
     """
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"timeout after {seconds:g}s")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (TierTimeoutError, (self.seconds,))
-
-
-class GateTimeoutError(TimeoutError):
+class GateTimeoutError(_SecondsTimeoutError):
     """A gate took longer than its tier's ``timeout``; the gate failed closed.
 
     Attributes:
         seconds: The timeout it passed.
     """
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"gate timeout after {seconds:g}s")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (GateTimeoutError, (self.seconds,))
+    _what = "gate timeout"

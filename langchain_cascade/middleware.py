@@ -183,7 +183,8 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self._copies[key] = (model, copy)
         return copy
 
-    def _plan(self, request: ModelRequest[Any]) -> tuple[Plan, list[BaseChatModel]]:
+    def _start(self, request: ModelRequest[Any]) -> tuple[_Call, _Stepper]:
+        """The request's call and the decision loop stepping through it."""
         models = [*self.models, request.model]
         names = [*self._names, model_name(request.model)]
         messages: list[BaseMessage] = list(request.messages)
@@ -206,15 +207,13 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             first_tier=start["first_tier"] if start else 0,
             skip_reason=start["reason"] if start else "",
         )
-        return plan, models
+        return _Call(self, request, models), _Stepper(decide(plan))
 
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Handler
     ) -> ModelResponse[Any]:
         """Run the request on the cheaper tiers first, then the agent's model."""
-        plan, models = self._plan(request)
-        call = _Call(self, request, models)
-        steps = _Stepper(decide(plan))
+        call, steps = self._start(request)
         while (effect := steps.next()) is not None:
             try:
                 steps.send(call.perform(effect, handler))
@@ -226,9 +225,7 @@ class CascadeMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self, request: ModelRequest[Any], handler: AsyncHandler
     ) -> ModelResponse[Any]:
         """Run the request on the cheaper tiers first, then the agent's model."""
-        plan, models = self._plan(request)
-        call = _Call(self, request, models)
-        steps = _Stepper(decide(plan))
+        call, steps = self._start(request)
         while (effect := steps.next()) is not None:
             try:
                 steps.send(await call.aperform(effect, handler))

@@ -312,6 +312,17 @@ def _other_tasks() -> int:
     return sum(1 for t in asyncio.all_tasks() if t is not current and not t.done())
 
 
+def _after_gc(
+    measure: Callable[[Leaks], dict[str, int]], before: Leaks
+) -> dict[str, int]:
+    """What ``measure`` finds leaked, measured again after a collection if any."""
+    leaked = measure(before)
+    if leaked:
+        gc.collect()
+        leaked = measure(before)
+    return leaked
+
+
 def _leaks(before: Leaks) -> dict[str, int]:
     leaked = snapshot().minus(before)
     if (left := pending_tasks()) > 0:  # still running on the package's worker loop
@@ -328,10 +339,7 @@ def settle(before: Leaks, server: OpenAIServer) -> dict[str, int]:
     server.wait_idle(5.0)
     deadline = time.monotonic() + 2.0
     while True:
-        leaked = _leaks(before)
-        if leaked:
-            gc.collect()
-            leaked = _leaks(before)
+        leaked = _after_gc(_leaks, before)
         if not leaked or time.monotonic() > deadline:
             return leaked
         time.sleep(0.05)
@@ -348,10 +356,7 @@ async def _settle_in_loop(
     """Tasks, descriptors and sockets still open after 2 s of the loop running on."""
     deadline = time.monotonic() + 2.0
     while True:
-        leaked = _in_loop_leaks(before)
-        if leaked:
-            gc.collect()
-            leaked = _in_loop_leaks(before)
+        leaked = _after_gc(_in_loop_leaks, before)
         if (grown := _other_tasks() - tasks) > 0:
             leaked["tasks"] = grown
         idle = not server.open_requests()

@@ -40,6 +40,13 @@ def _answers(model: BaseChatModel, questions: list[Question]) -> list[AIMessage]
     return [model.invoke(_messages(q)) for q in questions]
 
 
+def _accuracy(questions: list[Question], answers: list[AIMessage]) -> float:
+    right = sum(
+        is_correct(a.text, q.answer) for q, a in zip(questions, answers, strict=True)
+    )
+    return right / len(questions)
+
+
 def test_logprob_gate_beats_the_cheap_model_alone(local_models: LocalModels) -> None:
     cheap, strong = _tier(local_models, CHEAP), _tier(local_models, STRONG)
     gate = LogprobGate(threshold=0.0)  # scores only; the threshold is fitted below
@@ -58,16 +65,10 @@ def test_logprob_gate_beats_the_cheap_model_alone(local_models: LocalModels) -> 
     # 2. Cheap alone, strong alone and the cascade on the test questions.
     test = generated_questions(30, seed=3, split="test")
     started = time.perf_counter()
-    cheap_acc = sum(
-        is_correct(a.text, q.answer)
-        for q, a in zip(test, _answers(cheap, test), strict=True)
-    ) / len(test)
+    cheap_acc = _accuracy(test, _answers(cheap, test))
     cheap_s = time.perf_counter() - started
     started = time.perf_counter()
-    strong_acc = sum(
-        is_correct(a.text, q.answer)
-        for q, a in zip(test, _answers(strong, test), strict=True)
-    ) / len(test)
+    strong_acc = _accuracy(test, _answers(strong, test))
     strong_s = time.perf_counter() - started
     cascade = CascadingChatModel(
         models=[cheap, strong],
@@ -82,9 +83,7 @@ def test_logprob_gate_beats_the_cheap_model_alone(local_models: LocalModels) -> 
     started = time.perf_counter()
     answers = cascade.batch([_messages(q) for q in test], {"max_concurrency": 2})
     cascade_s = time.perf_counter() - started
-    cascade_acc = sum(
-        is_correct(a.text, q.answer) for q, a in zip(test, answers, strict=True)
-    ) / len(test)
+    cascade_acc = _accuracy(test, answers)
     escalated = sum(a.response_metadata["cascade"]["escalated"] for a in answers) / len(
         test
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -17,8 +18,10 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
 from benchmarks.fakes import AsyncFakeChatModel, ToolFakeChatModel
+from langchain_cascade._sync import pending_tasks
 
 Responder = Callable[[list[BaseMessage]], AIMessage]
+T = TypeVar("T")
 
 
 def logprob_meta(*logprobs: float) -> dict[str, Any]:
@@ -166,6 +169,48 @@ def stray_threads() -> int:
         not t.name.startswith(("cascade-loop", "cascade-worker", "asyncio_"))
         for t in threading.enumerate()
     )
+
+
+def in_threads(
+    function: Callable[[], T], count: int
+) -> tuple[list[T], list[BaseException]]:
+    """Call ``function`` in ``count`` threads at once: what they returned and raised.
+
+    The threads wait for each other at a barrier before calling; each is waited
+    for up to 30 s.
+    """
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(function())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results, errors
+
+
+def call_cleanly(model: Any, mode: str, value: Any) -> Any:
+    """:func:`call`, checked to end within 5 s and to leave nothing running.
+
+    No thread left but the package's loop and workers, no task pending on that
+    loop: what timed out during the call was cancelled for real.
+    """
+    threads = stray_threads()
+    started = time.perf_counter()
+    answer = call(model, mode, value)
+    assert time.perf_counter() - started < 5
+    assert stray_threads() == threads
+    assert pending_tasks() == 0
+    return answer
 
 
 def cascade_meta(message: BaseMessage) -> dict[str, Any]:

@@ -10,13 +10,12 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
-from langchain_cascade._sync import pending_tasks
 from langchain_cascade.gates import Gate
 from tests.unit_tests.fake_models import (
     ScriptedChatModel,
     call,
+    call_cleanly,
     cascade_meta,
-    stray_threads,
     tiers,
 )
 
@@ -60,19 +59,13 @@ def test_a_hung_async_gate_times_out_is_cancelled_and_escalates(mode: str) -> No
     cascade = CascadingChatModel(
         models=tiers("a first answer", "Paris"), gates=[AsyncHangingGate()], timeout=0.2
     )
-    threads = stray_threads()
-    started = time.perf_counter()
-    answer = call(cascade, mode, "q")
-    elapsed = time.perf_counter() - started
+    answer = call_cleanly(cascade, mode, "q")
     meta = cascade_meta(answer)
     assert answer.text == "Paris"
     assert meta["tier"] == 1
     assert meta["attempts"][0]["reason"] == "gate timeout after 0.2s"
     assert meta["attempts"][0]["gate"] == "AsyncHangingGate"
-    assert elapsed < 5
     assert CANCELLED == ["AsyncHangingGate"]  # cancelled for real
-    assert stray_threads() == threads
-    assert pending_tasks() == 0
 
 
 def test_per_call_and_per_tier_timeouts_bound_the_gate(mode: str) -> None:

@@ -9,7 +9,7 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_cascade import CascadingChatModel, GateInput, GateResult
 from langchain_cascade.gates import Gate
-from tests.unit_tests.fake_models import cascade_meta, tiers
+from tests.unit_tests.fake_models import cascade_meta, in_threads, tiers
 
 REPRS: list[int] = []
 """One entry per repr() of a SlowReprGate."""
@@ -34,22 +34,9 @@ class SlowReprGate(Gate):
 def test_concurrent_first_calls_compute_the_identity_once() -> None:
     cascade = CascadingChatModel(models=tiers("Paris", "Lyon"), gates=[SlowReprGate()])
     REPRS.clear()
-    threads_seen: list[int] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def first_call() -> None:
-        barrier.wait()
-        try:
-            threads_seen.append(cascade_meta(cascade.invoke("q"))["tier"])
-        except BaseException as exc:
-            errors.append(exc)
-
-    workers = [threading.Thread(target=first_call) for _ in range(8)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(30)
+    threads_seen, errors = in_threads(
+        lambda: cascade_meta(cascade.invoke("q"))["tier"], 8
+    )
     assert errors == []
     assert threads_seen == [0] * 8
     assert REPRS == []  # computed at construction: calls never repr the gate

