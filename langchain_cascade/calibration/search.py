@@ -609,6 +609,38 @@ class _Settings:
     n_bootstrap: int
     seed: int
 
+    @property
+    def no_target(self) -> bool:
+        """Neither target given: keep the final tier's own quality."""
+        return self.min_quality is None and self.max_cost is None
+
+
+def _objective(
+    settings: _Settings, premium_quality: float, cost_scale: float
+) -> _Objective:
+    """The constraint to optimise (without a target: ``premium_quality``)."""
+    min_quality, max_cost = settings.min_quality, settings.max_cost
+    if min_quality is not None and max_cost is not None:
+        raise ValueError(
+            "give at most one of min_quality and max_cost, not both "
+            f"(got min_quality={min_quality!r}, max_cost={max_cost!r})"
+        )
+    if max_cost is not None:
+        return _Objective(
+            "max_cost", _validate_target("max_cost", max_cost), cost_scale
+        )
+    if min_quality is not None:
+        return _Objective(
+            "min_quality", _validate_target("min_quality", min_quality), cost_scale
+        )
+    return _Objective("min_quality", premium_quality, cost_scale)
+
+
+def _constraint(objective: _Objective, settings: _Settings) -> str:
+    """The ``constraint`` text of a result, e.g. ``"min cost s.t. quality >= 0.9"``."""
+    at = "" if settings.confidence is None else f" at {settings.confidence:g}"
+    return objective.describe() + at
+
 
 def _calibrate(
     scores: ArrayLike,
@@ -617,37 +649,18 @@ def _calibrate(
     gate_costs: ArrayLike | None,
     settings: _Settings,
 ) -> CalibrationResult:
-    min_quality, max_cost, max_grid = (
-        settings.min_quality,
-        settings.max_cost,
-        settings.max_grid,
-    )
+    max_grid = settings.max_grid
     p = _validate(scores, correct, costs, gate_costs)
-    if min_quality is not None and max_cost is not None:
-        raise ValueError(
-            "give at most one of min_quality and max_cost, not both "
-            f"(got min_quality={min_quality!r}, max_cost={max_cost!r})"
-        )
-    if isinstance(max_grid, bool) or not isinstance(max_grid, int):
-        raise TypeError(f"max_grid must be an int, got {max_grid!r}")
-    if max_grid < 1:
-        raise ValueError(f"max_grid must be >= 1, got {max_grid}")
-
     cheap_quality = float(p.correct[:, 0].mean())
     premium_quality = float(p.correct[:, -1].mean())
     cost_scale = float(p.stop_cost[:, -1].mean())
     if not cost_scale > 0:
         cost_scale = 1.0
-    if max_cost is not None:
-        objective = _Objective(
-            "max_cost", _validate_target("max_cost", max_cost), cost_scale
-        )
-    elif min_quality is not None:
-        objective = _Objective(
-            "min_quality", _validate_target("min_quality", min_quality), cost_scale
-        )
-    else:
-        objective = _Objective("min_quality", premium_quality, cost_scale)
+    objective = _objective(settings, premium_quality, cost_scale)
+    if isinstance(max_grid, bool) or not isinstance(max_grid, int):
+        raise TypeError(f"max_grid must be an int, got {max_grid!r}")
+    if max_grid < 1:
+        raise ValueError(f"max_grid must be >= 1, got {max_grid}")
 
     tiers = [_Tier.build(p.gate[:, i]) for i in range(p.k - 1)]
     pool, method = _search(p, tiers, objective, max_grid)
@@ -661,7 +674,7 @@ def _calibrate(
             rows,
             objective=objective,
             settings=settings,
-            default=min_quality is None and max_cost is None,
+            default=settings.no_target,
         )
         if settings.confidence is not None
         else (int(objective.order(idx, q, c)[0]), None)
@@ -725,8 +738,7 @@ def _calibrate(
         perfect_quality=float(p.correct[all_rows, oracle_stop].mean()),
         perfect_cost=float(p.stop_cost[all_rows, oracle_stop].mean()),
         method=method,
-        constraint=objective.describe()
-        + ("" if settings.confidence is None else f" at {settings.confidence:g}"),
+        constraint=_constraint(objective, settings),
         n_queries=p.n,
         n_tiers=p.k,
         confidence=settings.confidence,
