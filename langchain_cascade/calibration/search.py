@@ -115,7 +115,10 @@ def _validate(
     correct: ArrayLike,
     costs: ArrayLike,
     gate_costs: ArrayLike | None,
+    *,
+    min_tiers: int = 2,
 ) -> _Problem:
+    """The checked problem; ``min_tiers=1`` admits the final tier alone."""
     s = _as_matrix("scores", scores)
     named = [("correct", _as_matrix("correct", correct))]
     named.append(("costs", _as_matrix("costs", costs)))
@@ -127,8 +130,10 @@ def _validate(
                 f"scores has shape {s.shape} but {name} has shape {arr.shape}"
             )
     n, k = s.shape
-    if k < 2:
-        raise ValueError(f"need at least 2 tiers, got {k}")
+    if k < min_tiers:
+        raise ValueError(
+            f"need at least {min_tiers} tier{'s' if min_tiers > 1 else ''}, got {k}"
+        )
     if n < 1:
         raise ValueError("need at least 1 query, got 0")
     c, model_costs = named[0][1], named[1][1]
@@ -139,9 +144,10 @@ def _validate(
     if gate_costs is not None:
         gg = named[2][1][:, :-1]  # the final tier has no gate: its column is ignored
         _check_finite_nonnegative("gate_costs", gg, " non-final")
-        gate_cum = np.cumsum(gg, axis=1)
-        stop_cost[:, :-1] += gate_cum
-        stop_cost[:, -1] += gate_cum[:, -1]
+        if k > 1:  # the final tier alone has no gate to pay for
+            gate_cum = np.cumsum(gg, axis=1)
+            stop_cost[:, :-1] += gate_cum
+            stop_cost[:, -1] += gate_cum[:, -1]
     return _Problem(
         gate=_finite_scores(s[:, :-1]),
         correct=c,
@@ -757,13 +763,17 @@ def evaluate_thresholds(
 ) -> PolicyEvaluation:
     """Scores fixed thresholds on (typically held-out) data.
 
-    Uses the same policy and cost model as :func:`calibrate`.
+    Uses the same policy and cost model as :func:`calibrate`. One column with
+    ``thresholds=()`` scores the final tier alone (what ``calibrate(...,
+    select_tiers=True)`` returns when no cheap tier pays): pass the columns of
+    the result's ``tiers``.
 
     Args:
         scores: (queries, tiers) gate scores; the final column is ignored.
         correct: (queries, tiers) correctness in [0, 1].
         costs: (queries, tiers) non-negative call costs.
-        thresholds: One threshold per non-final tier (``+-inf`` allowed).
+        thresholds: One threshold per non-final tier (``+-inf`` allowed; none
+            for a single tier).
         gate_costs: Optional (queries, tiers) gate costs; final column ignored.
 
     Returns:
@@ -776,8 +786,10 @@ def evaluate_thresholds(
         >>> evaluate_thresholds([[0.9, 0], [0.1, 0]], [[1, 1], [0, 1]],
         ...                     [[1, 10], [1, 10]], [0.5]).escalation_rate
         0.5
+        >>> evaluate_thresholds([[0], [0]], [[1], [0]], [[10], [10]], ()).cost
+        10.0
     """
-    p = _validate(scores, correct, costs, gate_costs)
+    p = _validate(scores, correct, costs, gate_costs, min_tiers=1)
     thr = np.asarray(thresholds, dtype=np.float64).ravel()
     if thr.size != p.k - 1:
         raise ValueError(

@@ -679,6 +679,9 @@ def test_select_tiers_keeps_the_final_tier_alone_when_no_cheap_tier_pays(
         )
     data = json.loads(json.dumps(alone.to_dict(), allow_nan=False))
     assert (data["tiers"], data["thresholds"], data["apgr"]) == ([2], [], None)
+    # held out: the kept column with no threshold is the final tier alone
+    ev = evaluate_thresholds(scores[:, [2]], correct[:, [2]], costs[:, [2]], ())
+    assert (ev.quality, ev.cost, ev.tier_rates) == (1.0, 10.0, (1.0,))
 
 
 def test_select_tiers_final_tier_alone_with_confidence() -> None:
@@ -705,3 +708,17 @@ def test_select_tiers_final_tier_alone_meets_a_cap_no_cascade_can() -> None:
     )
     with pytest.raises(ValueError, match="not even the final tier alone"):
         calibrate(scores, correct, costs, max_cost=0.5, select_tiers=True)
+
+
+def test_evaluate_thresholds_on_the_final_tier_alone() -> None:
+    ev = evaluate_thresholds([[np.nan]] * 2, [[1], [0]], [[3], [3]], (), [[9], [9]])
+    assert (ev.quality, ev.cost, ev.escalation_rate, ev.tier_rates) == (
+        0.5,
+        3.0,  # the final tier has no gate to pay for
+        0.0,
+        (1.0,),
+    )
+    with pytest.raises(ValueError, match=r"need 0 threshold\(s\)"):
+        evaluate_thresholds([[0]], [[1]], [[3]], [0.5])
+    with pytest.raises(ValueError, match="need at least 1 tier, got 0"):
+        evaluate_thresholds(np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)), ())
