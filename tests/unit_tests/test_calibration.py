@@ -507,6 +507,33 @@ def test_plot_frontier_writes_png(tmp_path: Path, k: int) -> None:
     assert len(data) > 5_000
 
 
+def test_plot_frontier_of_the_final_tier_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    scores, correct, costs = _cheap_tiers_never_pay(300, 5)
+    alone = calibrate(scores, correct, costs, select_tiers=True)
+    figures: list[Figure] = []
+    savefig = Figure.savefig
+
+    def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        figures.append(fig)
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    out = plot_frontier(alone, tmp_path / "alone.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    (ax,) = figures[0].axes
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "final tier only",
+        f"chosen: final tier alone ({alone.constraint})",
+    ]
+    assert ax.get_lines() == []  # no cascade frontier to draw
+
+
 def test_to_dict_is_strict_json() -> None:
     res = calibrate(*hand_data(), min_quality=0.0)
     data = json.loads(json.dumps(res.to_dict(), allow_nan=False))
