@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--select-tiers",
         action="store_true",
-        help="also choose which tiers to keep (the final tier always stays)",
+        help="also choose which tiers to keep (the final tier always stays, "
+        "possibly alone: then call it without a cascade)",
     )
     fit.set_defaults(handler=_calibrate, subparser=fit)
 
@@ -240,15 +241,25 @@ def format_report(
 ) -> str:
     """The human-readable summary ``calibrate`` prints.
 
+    Tiers are named by their input column (``result.tiers``), so a result of
+    ``select_tiers`` that dropped some names the kept ones. When only the final
+    tier is kept, the report says to call it alone, without a cascade.
+
     Args:
         result: The calibration result.
-        model_names: The tiers' names, for the threshold lines.
+        model_names: The tiers' names (of every input column), for the
+            threshold lines.
         source: Where the data came from.
 
     Returns:
         The report, several lines.
     """
     names = list(model_names)
+    kept = result.tiers or tuple(range(result.n_tiers))
+
+    def tier(i: int) -> str:
+        return f"tier {i}{f' ({names[i]})' if i < len(names) else ''}"
+
     premium = result.premium_cost
     relative = result.cost / premium if premium > 0 else math.nan
     lines = [
@@ -259,9 +270,14 @@ def format_report(
         "Thresholds (accept a tier's answer when its gate score >= threshold):",
     ]
     lines += [
-        f"  tier {i}{f' ({names[i]})' if i < len(names) else ''}: {_threshold(t)}"
-        for i, t in enumerate(result.thresholds)
+        f"  {tier(i)}: {_threshold(t)}"
+        for i, t in zip(kept, result.thresholds, strict=False)
     ]
+    if not result.thresholds:
+        lines += [
+            f"  none: no cascade pays at this target; call {tier(kept[-1])} "
+            "alone, without a cascade"
+        ]
     lines += [
         "",
         "Chosen policy:",
@@ -271,27 +287,31 @@ def format_report(
         f"  escalation rate    {_pct(result.escalation_rate)}",
         f"  final-tier calls   {_pct(result.strong_call_rate)}",
         "  answered per tier  "
-        + ", ".join(f"{i}: {_pct(r)}" for i, r in enumerate(result.tier_rates)),
+        + ", ".join(
+            f"{i}: {_pct(r)}" for i, r in zip(kept, result.tier_rates, strict=False)
+        ),
         "",
         "Routing metrics (RouteLLM, arXiv:2406.18665):",
-        f"  APGR               {result.apgr:.3f}",
+        "  APGR               "
+        + ("n/a" if math.isnan(result.apgr) else f"{result.apgr:.3f}"),
     ]
     lines += [
         f"  CPT({100 * level:.0f}%)           {_pct(value)} final-tier calls"
         for level, value in sorted(result.cpt.items())
     ]
-    lines += [
-        "",
-        f"Baselines            {'quality':>8}  {'cost/query':>12}",
-        f"  cheap tier only    {_pct(result.cheap_quality):>8}  "
-        f"{_money(result.cheap_cost):>12}",
-        f"  final tier only    {_pct(result.premium_quality):>8}  "
-        f"{_money(result.premium_cost):>12}",
-        f"  perfect gate       {_pct(result.perfect_quality):>8}  "
-        f"{_money(result.perfect_cost):>12}",
-        f"  this cascade       {_pct(result.quality):>8}  {_money(result.cost):>12}",
-        f"Frontier: {len(result.frontier)} non-dominated policies",
+    baselines = [
+        ("cheap tier only", result.cheap_quality, result.cheap_cost),
+        ("final tier only", result.premium_quality, result.premium_cost),
+        ("perfect gate", result.perfect_quality, result.perfect_cost),
+        ("this cascade", result.quality, result.cost),
     ]
+    if not result.thresholds:  # the others are the final tier itself
+        baselines = baselines[1:2]
+    lines += ["", f"Baselines            {'quality':>8}  {'cost/query':>12}"]
+    lines += [
+        f"  {label:<17}  {_pct(q):>8}  {_money(c):>12}" for label, q, c in baselines
+    ]
+    lines += [f"Frontier: {len(result.frontier)} non-dominated policies"]
     if result.quality_interval is not None and result.cost_interval is not None:
         (q_lo, q_hi), (c_lo, c_hi) = result.quality_interval, result.cost_interval
         lines += [

@@ -523,7 +523,9 @@ class CollectedScores:
 
         Runs ``calibrate(select_tiers=True)`` (by default: the cheapest policy
         that keeps the final tier's quality) and says "drop tier X" for every
-        tier that does not lower the cost at that target.
+        tier that does not lower the cost at that target. When no cheap tier
+        pays, it says to drop them all and call the final model alone, without
+        a cascade.
 
         Args:
             **kwargs: Passed to :meth:`calibrate` (e.g. ``min_quality``).
@@ -538,16 +540,21 @@ class CollectedScores:
             result = self.calibrate(select_tiers=True, **kwargs)
         except ValueError as exc:
             return f"Tier check skipped: {exc}"
+
+        def named(tier: int) -> str:
+            if tier < len(self.model_names):
+                return f"tier {tier} ({self.model_names[tier]})"
+            return f"tier {tier}"
+
         lines = [f"Tier check ({result.constraint}):"]
         lines += [tier_line(v, self.model_names) for v in result.tier_report]
-        drop = [
-            f"tier {v['tier']} ({self.model_names[v['tier']]})"
-            if v["tier"] < len(self.model_names)
-            else f"tier {v['tier']}"
-            for v in result.tier_report
-            if not v["kept"]
-        ]
-        if drop:
+        drop = [named(v["tier"]) for v in result.tier_report if not v["kept"]]
+        if drop and not result.thresholds:  # only the final tier is kept
+            lines.append(
+                "Drop " + ", ".join(drop) + f": call {named(result.tiers[-1])} "
+                "alone, without a cascade (no cascade of these tiers pays)."
+            )
+        elif drop:
             lines.append(
                 "Drop " + ", ".join(drop) + ": the cascade is cheaper without."
             )

@@ -65,16 +65,25 @@ def calibrate(
         n_bootstrap: Bootstrap resamples for ``confidence``.
         seed: Seed of the resamples.
         select_tiers: Also choose which tiers to use. The final tier is always
-            kept (it answers whatever reaches it), and so is at least one other:
-            any proper subset of the other tiers may be dropped. With at most
-            ``max_subsets`` subsets every one is calibrated (exact); with more,
+            kept (it answers whatever reaches it); any of the others may be
+            dropped, all of them included. With at most ``max_subsets`` sets
+            of cheap tiers every one is calibrated (exact); with more,
             backward elimination: starting from all tiers, drop the tier whose
             removal lowers the optimum most, until no removal improves it.
-            ``tiers`` names the kept columns and ``tier_report`` says, for each
-            tier, what the optimum costs with and without it (for the last
-            cheap tier kept, "without" is the final tier alone: when it does
-            not pay, no cascade beats ``premium_cost``).
-        max_subsets: Largest number of tier subsets searched exhaustively.
+            The final tier alone is then weighed against the best cascade:
+            when it meets the target and is cheaper (with ``max_cost``: more
+            accurate; on a tie, fewer tiers win), the result is that one tier:
+            ``tiers == (last,)``, ``thresholds == ()``, ``n_tiers == 1``,
+            ``method == "final-tier-alone"``, its frontier is that single
+            point and ``apgr`` and ``cpt`` are NaN (no cheap tier, no gap to
+            recover). Apply it by calling the final model alone, without a
+            cascade (``cascade.models[-1]``): no cascade of these tiers pays
+            at this target. ``tiers`` names the kept columns and
+            ``tier_report`` says, for each cheap tier, what the optimum costs
+            with and without it ("without" the only cheap tier kept, or
+            "with" a tier when none is kept, is against the final tier alone).
+        max_subsets: Largest number of sets of cheap tiers (cascades) searched
+            exhaustively.
 
     Returns:
         The chosen thresholds, their metrics, the frontier and baselines.
@@ -82,7 +91,9 @@ def calibrate(
     Raises:
         ValueError: On malformed inputs, when both constraints are given, or
             when the constraint cannot be met (the message states the best
-            achievable quality or the lowest achievable cost).
+            achievable quality or the lowest achievable cost; with
+            ``select_tiers``, that no set of tiers meets it, not even the final
+            tier alone).
         TypeError: When a target or ``max_grid`` is not a number.
 
     Example:
@@ -96,6 +107,16 @@ def calibrate(
         >>> calibrate([[0.9, 0], [0.3, 0]], [[1, 1], [0, 1]], [[1, 10]] * 2,
         ...           max_cost=6.0).thresholds
         (0.9,)
+
+        A cheap tier that is never right does not pay: the final tier alone
+        (column 1) is kept, to be called without a cascade.
+
+        >>> alone = calibrate([[0.9, 0], [0.3, 0]], [[0, 1], [0, 1]],
+        ...                   [[1, 10]] * 2, select_tiers=True)
+        >>> alone.tiers, alone.thresholds, alone.cost, alone.premium_cost
+        ((1,), (), 10.0, 10.0)
+        >>> [(v["tier"], v["kept"], v["cost_with"]) for v in alone.tier_report]
+        [(0, False, 11.0)]
     """
     if select_tiers:
         return _select_tiers(

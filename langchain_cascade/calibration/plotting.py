@@ -19,8 +19,11 @@ def plot_frontier(
     """Writes a PNG of the cost-quality frontier.
 
     Shows the Pareto frontier, the cheap-only, premium-only and perfect-gate
-    baselines, and the chosen operating point. Uses matplotlib's Agg canvas
-    directly, so no GUI backend or global pyplot state is involved.
+    baselines, and the chosen operating point. A result that keeps only the
+    final tier (``select_tiers`` found no cascade that pays) has no frontier
+    and no cheap tier: the plot shows the final tier's point, chosen. Uses
+    matplotlib's Agg canvas directly, so no GUI backend or global pyplot state
+    is involved.
 
     Args:
         result: Output of :func:`calibrate`.
@@ -46,15 +49,17 @@ def plot_frontier(
     fig = Figure(figsize=(7.0, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(
-        [pt.cost for pt in result.frontier],
-        [pt.quality for pt in result.frontier],
-        marker="o",
-        markersize=3,
-        linewidth=1.2,
-        color="tab:blue",
-        label="cascade frontier",
-    )
+    cascade = bool(result.thresholds)  # else the final tier alone was kept
+    if cascade:
+        ax.plot(
+            [pt.cost for pt in result.frontier],
+            [pt.quality for pt in result.frontier],
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            color="tab:blue",
+            label="cascade frontier",
+        )
     baselines = [
         (result.cheap_cost, result.cheap_quality, "s", "tab:gray", "cheap tier only"),
         (
@@ -66,6 +71,8 @@ def plot_frontier(
         ),
         (result.perfect_cost, result.perfect_quality, "D", "tab:green", "perfect gate"),
     ]
+    if not cascade:  # one tier: the cheap tier and the oracle are the final tier
+        baselines = baselines[1:2]
     for cost, quality, marker, color, label in baselines:
         ax.scatter([cost], [quality], marker=marker, s=60, color=color, label=label)
     ax.scatter(
@@ -75,7 +82,7 @@ def plot_frontier(
         s=220,
         color="tab:orange",
         edgecolors="black",
-        label=f"chosen ({result.constraint})",
+        label=f"chosen{'' if cascade else ': final tier alone'} ({result.constraint})",
         zorder=4,
     )
     ax.set_xlabel("Mean cost per query")

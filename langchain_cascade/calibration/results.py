@@ -136,24 +136,32 @@ class CalibrationResult:
 
     Attributes:
         thresholds: Chosen threshold per non-final tier (accept when
-            ``score >= threshold``; ``inf`` never accepts, ``-inf`` always).
+            ``score >= threshold``; ``inf`` never accepts, ``-inf`` always);
+            ``()`` when ``select_tiers`` kept only the final tier.
         quality: Mean correctness of the chosen policy on the calibration set.
         cost: Its mean cost per query (call costs plus gate costs).
-        escalation_rate: Share of queries that went past tier 0.
+        escalation_rate: Share of queries that went past tier 0 (0 when only
+            the final tier is kept).
         strong_call_rate: Share of queries that reached the final tier.
-        tier_rates: Share of queries answered at each tier.
+        tier_rates: Share of queries answered at each (kept) tier.
         tier_quality: Accuracy of the answers accepted at each tier (NaN if
             the tier answered nothing).
         frontier: Non-dominated policies sorted by increasing cost (and so
             strictly increasing quality). Exact for two tiers and for the
-            exhaustive grid; the Pareto set of all evaluated policies otherwise.
+            exhaustive grid; the Pareto set of all evaluated policies otherwise;
+            the one point of the final tier when only it is kept.
         apgr: Average performance gap recovered (RouteLLM): area under PGR as
             a function of the share of queries sent to the final tier. Two
             tiers: over the full threshold sweep. More tiers: over
             ``frontier`` with ``strong_call_rate`` as x. See :func:`apgr`.
+            NaN when the two ends are equally good, and so when only the final
+            tier is kept.
         cpt: ``{level: share of final-tier calls needed to reach PGR >= level}``
-            for the levels in :data:`CPT_LEVELS`, on the same curve.
-        cheap_quality: Quality of tier 0 alone.
+            for the levels in :data:`CPT_LEVELS`, on the same curve (NaN
+            where :attr:`apgr` is).
+        cheap_quality: Quality of tier 0 alone (of the first kept tier with
+            ``select_tiers``: the final tier when it is kept alone; likewise
+            for ``cheap_cost`` and the perfect gate).
         premium_quality: Quality of the final tier alone.
         cheap_cost: Mean call cost of tier 0 alone (no gate).
         premium_cost: Mean call cost of the final tier alone (no gate, no
@@ -162,7 +170,9 @@ class CalibrationResult:
             tier whose answer is as good as any later tier's (binary
             correctness: the first correct tier, or tier 0 if none is).
         perfect_cost: Mean cost of that oracle cascade, gate costs included.
-        method: ``"exact-sweep"``, ``"exact-grid"`` or ``"coordinate-descent"``.
+        method: ``"exact-sweep"``, ``"exact-grid"``, ``"coordinate-descent"``,
+            or ``"final-tier-alone"`` when ``select_tiers`` kept only the
+            final tier (nothing to search).
         constraint: The constraint that was optimised, e.g.
             ``"min cost s.t. quality >= 0.9"``.
         n_queries: Number of calibration queries.
@@ -175,7 +185,8 @@ class CalibrationResult:
         cost_interval: The same quantiles of its mean cost.
         tiers: The tiers the policy uses, as indices into the input columns
             (all of them unless ``select_tiers`` dropped some); ``thresholds``
-            has one entry per kept non-final tier.
+            has one entry per kept non-final tier. ``(last,)`` means no cascade
+            pays: call the final model alone.
         tier_report: With ``select_tiers``: for every non-final tier, whether
             it pays for itself (see :class:`TierValue`).
     """

@@ -115,7 +115,10 @@ def _validate(
     correct: ArrayLike,
     costs: ArrayLike,
     gate_costs: ArrayLike | None,
+    *,
+    min_tiers: int = 2,
 ) -> _Problem:
+    """The checked problem; ``min_tiers=1`` admits the final tier alone."""
     s = _as_matrix("scores", scores)
     named = [("correct", _as_matrix("correct", correct))]
     named.append(("costs", _as_matrix("costs", costs)))
@@ -127,8 +130,10 @@ def _validate(
                 f"scores has shape {s.shape} but {name} has shape {arr.shape}"
             )
     n, k = s.shape
-    if k < 2:
-        raise ValueError(f"need at least 2 tiers, got {k}")
+    if k < min_tiers:
+        raise ValueError(
+            f"need at least {min_tiers} tier{'s' if min_tiers > 1 else ''}, got {k}"
+        )
     if n < 1:
         raise ValueError("need at least 1 query, got 0")
     c, model_costs = named[0][1], named[1][1]
@@ -139,9 +144,10 @@ def _validate(
     if gate_costs is not None:
         gg = named[2][1][:, :-1]  # the final tier has no gate: its column is ignored
         _check_finite_nonnegative("gate_costs", gg, " non-final")
-        gate_cum = np.cumsum(gg, axis=1)
-        stop_cost[:, :-1] += gate_cum
-        stop_cost[:, -1] += gate_cum[:, -1]
+        if k > 1:  # the final tier alone has no gate to pay for
+            gate_cum = np.cumsum(gg, axis=1)
+            stop_cost[:, :-1] += gate_cum
+            stop_cost[:, -1] += gate_cum[:, -1]
     return _Problem(
         gate=_finite_scores(s[:, :-1]),
         correct=c,
@@ -609,6 +615,38 @@ class _Settings:
     n_bootstrap: int
     seed: int
 
+    @property
+    def no_target(self) -> bool:
+        """Neither target given: keep the final tier's own quality."""
+        return self.min_quality is None and self.max_cost is None
+
+
+def _objective(
+    settings: _Settings, premium_quality: float, cost_scale: float
+) -> _Objective:
+    """The constraint to optimise (without a target: ``premium_quality``)."""
+    min_quality, max_cost = settings.min_quality, settings.max_cost
+    if min_quality is not None and max_cost is not None:
+        raise ValueError(
+            "give at most one of min_quality and max_cost, not both "
+            f"(got min_quality={min_quality!r}, max_cost={max_cost!r})"
+        )
+    if max_cost is not None:
+        return _Objective(
+            "max_cost", _validate_target("max_cost", max_cost), cost_scale
+        )
+    if min_quality is not None:
+        return _Objective(
+            "min_quality", _validate_target("min_quality", min_quality), cost_scale
+        )
+    return _Objective("min_quality", premium_quality, cost_scale)
+
+
+def _constraint(objective: _Objective, settings: _Settings) -> str:
+    """The ``constraint`` text of a result, e.g. ``"min cost s.t. quality >= 0.9"``."""
+    at = "" if settings.confidence is None else f" at {settings.confidence:g}"
+    return objective.describe() + at
+
 
 def _calibrate(
     scores: ArrayLike,
@@ -617,37 +655,18 @@ def _calibrate(
     gate_costs: ArrayLike | None,
     settings: _Settings,
 ) -> CalibrationResult:
-    min_quality, max_cost, max_grid = (
-        settings.min_quality,
-        settings.max_cost,
-        settings.max_grid,
-    )
+    max_grid = settings.max_grid
     p = _validate(scores, correct, costs, gate_costs)
-    if min_quality is not None and max_cost is not None:
-        raise ValueError(
-            "give at most one of min_quality and max_cost, not both "
-            f"(got min_quality={min_quality!r}, max_cost={max_cost!r})"
-        )
-    if isinstance(max_grid, bool) or not isinstance(max_grid, int):
-        raise TypeError(f"max_grid must be an int, got {max_grid!r}")
-    if max_grid < 1:
-        raise ValueError(f"max_grid must be >= 1, got {max_grid}")
-
     cheap_quality = float(p.correct[:, 0].mean())
     premium_quality = float(p.correct[:, -1].mean())
     cost_scale = float(p.stop_cost[:, -1].mean())
     if not cost_scale > 0:
         cost_scale = 1.0
-    if max_cost is not None:
-        objective = _Objective(
-            "max_cost", _validate_target("max_cost", max_cost), cost_scale
-        )
-    elif min_quality is not None:
-        objective = _Objective(
-            "min_quality", _validate_target("min_quality", min_quality), cost_scale
-        )
-    else:
-        objective = _Objective("min_quality", premium_quality, cost_scale)
+    objective = _objective(settings, premium_quality, cost_scale)
+    if isinstance(max_grid, bool) or not isinstance(max_grid, int):
+        raise TypeError(f"max_grid must be an int, got {max_grid!r}")
+    if max_grid < 1:
+        raise ValueError(f"max_grid must be >= 1, got {max_grid}")
 
     tiers = [_Tier.build(p.gate[:, i]) for i in range(p.k - 1)]
     pool, method = _search(p, tiers, objective, max_grid)
@@ -661,7 +680,7 @@ def _calibrate(
             rows,
             objective=objective,
             settings=settings,
-            default=min_quality is None and max_cost is None,
+            default=settings.no_target,
         )
         if settings.confidence is not None
         else (int(objective.order(idx, q, c)[0]), None)
@@ -725,8 +744,7 @@ def _calibrate(
         perfect_quality=float(p.correct[all_rows, oracle_stop].mean()),
         perfect_cost=float(p.stop_cost[all_rows, oracle_stop].mean()),
         method=method,
-        constraint=objective.describe()
-        + ("" if settings.confidence is None else f" at {settings.confidence:g}"),
+        constraint=_constraint(objective, settings),
         n_queries=p.n,
         n_tiers=p.k,
         confidence=settings.confidence,
@@ -745,13 +763,17 @@ def evaluate_thresholds(
 ) -> PolicyEvaluation:
     """Scores fixed thresholds on (typically held-out) data.
 
-    Uses the same policy and cost model as :func:`calibrate`.
+    Uses the same policy and cost model as :func:`calibrate`. One column with
+    ``thresholds=()`` scores the final tier alone (what ``calibrate(...,
+    select_tiers=True)`` returns when no cheap tier pays): pass the columns of
+    the result's ``tiers``.
 
     Args:
         scores: (queries, tiers) gate scores; the final column is ignored.
         correct: (queries, tiers) correctness in [0, 1].
         costs: (queries, tiers) non-negative call costs.
-        thresholds: One threshold per non-final tier (``+-inf`` allowed).
+        thresholds: One threshold per non-final tier (``+-inf`` allowed; none
+            for a single tier).
         gate_costs: Optional (queries, tiers) gate costs; final column ignored.
 
     Returns:
@@ -764,8 +786,10 @@ def evaluate_thresholds(
         >>> evaluate_thresholds([[0.9, 0], [0.1, 0]], [[1, 1], [0, 1]],
         ...                     [[1, 10], [1, 10]], [0.5]).escalation_rate
         0.5
+        >>> evaluate_thresholds([[0], [0]], [[1], [0]], [[10], [10]], ()).cost
+        10.0
     """
-    p = _validate(scores, correct, costs, gate_costs)
+    p = _validate(scores, correct, costs, gate_costs, min_tiers=1)
     thr = np.asarray(thresholds, dtype=np.float64).ravel()
     if thr.size != p.k - 1:
         raise ValueError(

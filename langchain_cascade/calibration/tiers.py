@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable
 
+import numpy as np
 from numpy.typing import ArrayLike
 
+from langchain_cascade.calibration.metrics import CPT_LEVELS
 from langchain_cascade.calibration.results import CalibrationResult, TierValue
 from langchain_cascade.calibration.search import (
     _COST_RTOL,
     _QUALITY_TOL,
     FloatArray,
     _as_matrix,
+    _bounded_choice,
     _calibrate,
+    _constraint,
+    _evaluate,
+    _objective,
+    _Problem,
     _Settings,
     _validate,
 )
@@ -45,19 +53,69 @@ def _try(
     return dataclasses.replace(result, tiers=tuple(keep))
 
 
-def _final_alone(
-    arrays: list[FloatArray | None], settings: _Settings
-) -> tuple[float, float] | None:
-    """Quality and cost of always asking the final tier, if it meets the target."""
-    _, correct, costs, _ = arrays
-    assert correct is not None  # noqa: S101
-    assert costs is not None  # noqa: S101
-    q, c = float(correct[:, -1].mean()), float(costs[:, -1].mean())
-    if settings.min_quality is not None and q < settings.min_quality - _QUALITY_TOL:
-        return None
-    if settings.max_cost is not None and c > settings.max_cost * (1 + _COST_RTOL):
-        return None
-    return q, c
+def _final_alone(p: _Problem, settings: _Settings) -> CalibrationResult | None:
+    """The final tier alone as a one-tier result, or ``None`` if it misses the target.
+
+    It pays the final tier's call cost only (no cheaper call, no gate). With
+    ``confidence``, the target must hold at the same bootstrap bound as for a
+    cascade. There is no threshold and no cheaper tier, so the cheap baselines
+    and the oracle are the final tier itself, and APGR and CPT (gaps recovered
+    between a cheap tier and the final one) are NaN.
+    """
+    one = _Problem(
+        gate=p.gate[:, :0],
+        correct=p.correct[:, -1:],
+        costs=p.costs[:, -1:],
+        stop_cost=p.costs[:, -1:],
+    )
+    chosen = _evaluate(one, np.empty(0))
+    q, c = chosen.quality, chosen.cost
+    objective = _objective(settings, q, c if c > 0 else 1.0)
+    bounds = None
+    if settings.confidence is None:
+        if not objective.feasible(np.array([q]), np.array([c]))[0]:
+            return None
+    else:
+        try:  # the one policy there is: only its bound is checked
+            _, bounds = _bounded_choice(
+                one,
+                [],
+                np.zeros((1, 0), dtype=np.intp),
+                np.zeros(1, dtype=np.intp),
+                objective=objective,
+                settings=settings,
+                default=settings.no_target,
+            )
+        except ValueError as exc:
+            if "infeasible" in str(exc):
+                return None
+            raise
+    return CalibrationResult(
+        thresholds=(),
+        quality=q,
+        cost=c,
+        escalation_rate=chosen.escalation_rate,
+        strong_call_rate=chosen.strong_call_rate,
+        tier_rates=chosen.tier_rates,
+        tier_quality=chosen.tier_quality,
+        frontier=[chosen.to_frontier_point()],
+        apgr=math.nan,
+        cpt=dict.fromkeys(CPT_LEVELS, math.nan),
+        cheap_quality=q,
+        premium_quality=q,
+        cheap_cost=c,
+        premium_cost=c,
+        perfect_quality=q,
+        perfect_cost=c,
+        method="final-tier-alone",
+        constraint=_constraint(objective, settings),
+        n_queries=p.n,
+        n_tiers=1,
+        confidence=settings.confidence,
+        quality_interval=None if bounds is None else bounds[0],
+        cost_interval=None if bounds is None else bounds[1],
+        tiers=(p.k - 1,),
+    )
 
 
 def _better(
@@ -74,7 +132,6 @@ def _tier_report(
     best: CalibrationResult,
     last: int,
     solve: Callable[[tuple[int, ...]], CalibrationResult | None],
-    alone: tuple[float, float] | None,
     *,
     by_quality: bool,
 ) -> list[TierValue]:
@@ -82,15 +139,10 @@ def _tier_report(
     kept = tuple(t for t in best.tiers if t != last)
     report: list[TierValue] = []
     for tier in range(last):
-        with_set = tuple(sorted({*kept, tier}))
-        without_set = tuple(t for t in kept if t != tier)
-        with_r = solve(with_set)
-        if without_set:
-            without_r = solve(without_set)
-            without = None if without_r is None else (without_r.quality, without_r.cost)
-        else:
-            without = alone
+        with_r = solve(tuple(sorted({*kept, tier})))
+        without_r = solve(tuple(t for t in kept if t != tier))
         with_qc = None if with_r is None else (with_r.quality, with_r.cost)
+        without = None if without_r is None else (without_r.quality, without_r.cost)
         if by_quality:
             pays = with_qc is not None and (
                 without is None or with_qc[0] > without[0] + _QUALITY_TOL
@@ -122,7 +174,12 @@ def _select_tiers(
     max_subsets: int,
     settings: _Settings,
 ) -> CalibrationResult:
-    """Calibrate every allowed tier subset (or eliminate backwards) and report."""
+    """The best cascade of the allowed tier sets, or the final tier alone.
+
+    Calibrates every set of cheap tiers (or eliminates backwards), weighs the
+    final tier alone against the best cascade by :func:`_better`, and reports
+    what each cheap tier is worth.
+    """
     p = _validate(scores, correct, costs, gate_costs)  # checks the whole input
     arrays: list[FloatArray | None] = [
         _as_matrix("scores", scores),
@@ -135,8 +192,13 @@ def _select_tiers(
     cache: dict[tuple[int, ...], CalibrationResult | None] = {}
 
     def solve(cheap: tuple[int, ...]) -> CalibrationResult | None:
+        """The optimum with these cheap tiers; ``()`` is the final tier alone."""
         if cheap not in cache:
-            cache[cheap] = _try(arrays, [*cheap, last], settings) if cheap else None
+            cache[cheap] = (
+                _try(arrays, [*cheap, last], settings)
+                if cheap
+                else _final_alone(p, settings)
+            )
         return cache[cheap]
 
     subsets = 2**last - 1
@@ -166,13 +228,14 @@ def _select_tiers(
                     else (rt[0].cost, -rt[0].quality)
                 ),
             )
+    alone = solve(())
+    if alone is not None and _better(alone, best, by_quality=by_quality):
+        best = alone
     if best is None:
         raise ValueError(
-            f"no subset of tiers meets the target "
-            f"({'max_cost' if by_quality else 'min_quality'}); "
-            "the final tier alone is the only option"
+            f"no set of tiers meets the target "
+            f"({'max_cost' if by_quality else 'min_quality'}), "
+            "not even the final tier alone"
         )
-    report = _tier_report(
-        best, last, solve, _final_alone(arrays, settings), by_quality=by_quality
-    )
+    report = _tier_report(best, last, solve, by_quality=by_quality)
     return dataclasses.replace(best, tier_report=tuple(report))

@@ -507,6 +507,33 @@ def test_plot_frontier_writes_png(tmp_path: Path, k: int) -> None:
     assert len(data) > 5_000
 
 
+def test_plot_frontier_of_the_final_tier_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    scores, correct, costs = _cheap_tiers_never_pay(300, 5)
+    alone = calibrate(scores, correct, costs, select_tiers=True)
+    figures: list[Figure] = []
+    savefig = Figure.savefig
+
+    def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        figures.append(fig)
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    out = plot_frontier(alone, tmp_path / "alone.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    (ax,) = figures[0].axes
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "final tier only",
+        f"chosen: final tier alone ({alone.constraint})",
+    ]
+    assert ax.get_lines() == []  # no cascade frontier to draw
+
+
 def test_to_dict_is_strict_json() -> None:
     res = calibrate(*hand_data(), min_quality=0.0)
     data = json.loads(json.dumps(res.to_dict(), allow_nan=False))
@@ -630,3 +657,95 @@ def test_select_tiers_drops_a_tier_that_does_not_pay() -> None:
     assert greedy.tiers == chosen.tiers
     assert greedy.cost == pytest.approx(chosen.cost)
     json.dumps(chosen.to_dict(), allow_nan=False)
+
+
+def _cheap_tiers_never_pay(n: int, seed: int) -> tuple[Any, Any, Any]:
+    """Two cheap tiers right half the time, with gates that say nothing."""
+    rng = np.random.default_rng(seed)
+    scores = np.column_stack([rng.random(n), rng.random(n), np.full(n, np.nan)])
+    correct = np.column_stack(
+        [rng.random(n) < 0.5, rng.random(n) < 0.5, np.ones(n)]
+    ).astype(float)
+    costs = np.tile([1.0, 4.0, 10.0], (n, 1))
+    return scores, correct, costs
+
+
+@pytest.mark.parametrize(
+    ("target", "max_subsets"),
+    [({}, 64), ({}, 1), ({"max_cost": 10.0}, 64), ({"min_quality": 0.99}, 1)],
+    ids=["no-loss", "no-loss-eliminating", "max-cost", "min-quality-eliminating"],
+)
+def test_select_tiers_keeps_the_final_tier_alone_when_no_cheap_tier_pays(
+    target: dict[str, Any], max_subsets: int
+) -> None:
+    scores, correct, costs = _cheap_tiers_never_pay(300, 5)
+    alone = calibrate(
+        scores, correct, costs, select_tiers=True, max_subsets=max_subsets, **target
+    )
+    assert alone.tiers == (2,)
+    assert alone.dropped_tiers == (0, 1)
+    assert alone.thresholds == ()
+    assert alone.n_tiers == 1
+    assert alone.method == "final-tier-alone"
+    assert (alone.quality, alone.cost) == (1.0, 10.0)
+    assert (alone.premium_quality, alone.premium_cost) == (1.0, 10.0)
+    assert (alone.escalation_rate, alone.strong_call_rate) == (0.0, 1.0)
+    assert (alone.tier_rates, alone.tier_quality) == ((1.0,), (1.0,))
+    assert alone.frontier == [alone.point]
+    assert math.isnan(alone.apgr)
+    assert all(math.isnan(v) for v in alone.cpt.values())
+    assert [(v["tier"], v["kept"], v["pays"]) for v in alone.tier_report] == [
+        (0, False, False),
+        (1, False, False),
+    ]
+    assert all(v["cost_without"] == 10.0 for v in alone.tier_report)
+    # every cascade of these tiers is worse: dearer at no loss, or less accurate
+    for v in alone.tier_report:
+        assert v["cost_with"] is None or (
+            (v["cost_with"], -(v["quality_with"] or 0.0)) > (10.0, -1.0)
+        )
+    data = json.loads(json.dumps(alone.to_dict(), allow_nan=False))
+    assert (data["tiers"], data["thresholds"], data["apgr"]) == ([2], [], None)
+    # held out: the kept column with no threshold is the final tier alone
+    ev = evaluate_thresholds(scores[:, [2]], correct[:, [2]], costs[:, [2]], ())
+    assert (ev.quality, ev.cost, ev.tier_rates) == (1.0, 10.0, (1.0,))
+
+
+def test_select_tiers_final_tier_alone_with_confidence() -> None:
+    scores, correct, costs = _cheap_tiers_never_pay(300, 6)
+    alone = calibrate(scores, correct, costs, select_tiers=True, confidence=0.9)
+    assert alone.tiers == (2,)
+    assert alone.constraint == "min cost s.t. quality >= 1 at 0.9"
+    assert alone.quality_interval == pytest.approx((1.0, 1.0))
+    assert alone.cost_interval == pytest.approx((10.0, 10.0))
+
+
+def test_select_tiers_final_tier_alone_meets_a_cap_no_cascade_can() -> None:
+    # the final tier is the cheaper model: every cascade pays tier 0 first
+    scores, correct, costs = [[0.9, 0], [0.2, 0]], [[1, 1], [0, 1]], [[5, 1]] * 2
+    with pytest.raises(ValueError, match="max_cost=2 is infeasible"):
+        calibrate(scores, correct, costs, max_cost=2.0)
+    alone = calibrate(scores, correct, costs, max_cost=2.0, select_tiers=True)
+    assert (alone.tiers, alone.cost, alone.quality) == ((1,), 1.0, 1.0)
+    (report,) = alone.tier_report
+    assert (report["kept"], report["cost_with"], report["cost_without"]) == (
+        False,
+        None,
+        1.0,
+    )
+    with pytest.raises(ValueError, match="not even the final tier alone"):
+        calibrate(scores, correct, costs, max_cost=0.5, select_tiers=True)
+
+
+def test_evaluate_thresholds_on_the_final_tier_alone() -> None:
+    ev = evaluate_thresholds([[np.nan]] * 2, [[1], [0]], [[3], [3]], (), [[9], [9]])
+    assert (ev.quality, ev.cost, ev.escalation_rate, ev.tier_rates) == (
+        0.5,
+        3.0,  # the final tier has no gate to pay for
+        0.0,
+        (1.0,),
+    )
+    with pytest.raises(ValueError, match=r"need 0 threshold\(s\)"):
+        evaluate_thresholds([[0]], [[1]], [[3]], [0.5])
+    with pytest.raises(ValueError, match="need at least 1 tier, got 0"):
+        evaluate_thresholds(np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)), ())

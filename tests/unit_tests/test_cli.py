@@ -362,3 +362,71 @@ def test_calibrate_with_confidence(
     got = json.loads(out.read_text())
     assert got["confidence"] == 0.9
     assert got["quality_interval"][0] >= 0.8
+
+
+@pytest.fixture
+def useless_cheap_npz(tmp_path: Path) -> Path:
+    """200 queries, 3 tiers: the two cheap ones are right half the time, at random."""
+    rng = np.random.default_rng(1)
+    n = 200
+    path = tmp_path / "useless.npz"
+    np.savez(
+        path,
+        scores=np.column_stack([rng.random(n), rng.random(n), np.full(n, np.nan)]),
+        correct=np.column_stack(
+            [rng.random(n) < 0.5, rng.random(n) < 0.5, np.ones(n)]
+        ).astype(float),
+        costs=np.tile([1e-4, 1e-3, 1e-2], (n, 1)),
+        gate_costs=np.zeros((n, 3)),
+        model_names=np.asarray(["cheap", "middle", "strong"]),
+    )
+    return path
+
+
+def test_calibrate_select_tiers_keeps_the_final_tier_alone(
+    useless_cheap_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plot, out = tmp_path / "alone.png", tmp_path / "alone.json"
+    argv = ["calibrate", str(useless_cheap_npz), "--select-tiers"]
+    assert main([*argv, "--plot", str(plot), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "x 1 tiers" in text
+    assert (
+        "  none: no cascade pays at this target; call tier 2 (strong) alone, "
+        "without a cascade"
+    ) in text
+    assert "answered per tier  2: 100.0%" in text
+    assert "APGR               n/a" in text
+    assert "cheap tier only" not in text  # it would be the final tier itself
+    assert "final tier only      100.0%         $0.01" in text
+    assert "Tiers kept: [2]" in text
+    assert "tier 0 (cheap): does not pay: drop it" in text
+    assert "tier 1 (middle): does not pay: drop it" in text
+    assert plot.read_bytes()[:8] == PNG_SIGNATURE
+    got = json.loads(out.read_text())
+    assert (got["tiers"], got["thresholds"], got["n_tiers"]) == ([2], [], 1)
+    assert got["apgr"] is None
+    assert [r["kept"] for r in got["tier_report"]] == [False, False]
+
+
+def test_calibrate_names_the_kept_tiers_of_select_tiers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # tier 0 is never right, tier 1 is right when its score is high: keep 1 -> 2
+    rng = np.random.default_rng(2)
+    n = 200
+    score1 = rng.random(n)
+    path = tmp_path / "middle.npz"
+    np.savez(
+        path,
+        scores=np.column_stack([rng.random(n), score1, np.full(n, np.nan)]),
+        correct=np.column_stack([np.zeros(n), score1 > 0.3, np.ones(n)]),
+        costs=np.tile([1e-4, 1e-3, 1e-2], (n, 1)),
+        model_names=np.asarray(["cheap", "middle", "strong"]),
+    )
+    assert main(["calibrate", str(path), "--select-tiers"]) == 0
+    text = capsys.readouterr().out
+    assert "Tiers kept: [1, 2]" in text
+    assert "  tier 1 (middle): 0.302303\n" in text  # named by its column
+    assert "tier 0 (cheap): 0" not in text
+    assert "answered per tier  1: 67.5%, 2: 32.5%" in text

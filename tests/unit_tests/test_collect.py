@@ -498,3 +498,29 @@ def test_every_tier_answers_whatever_the_call_skips_or_budgets() -> None:
     assert len(cheap.calls) == 6  # the live call would have skipped tier 0
     assert len(strong.calls) == 6  # once per example: no speculative extra run
     assert np.isfinite(data.scores[:, 0]).all()
+
+
+def test_summary_says_to_call_the_final_tier_alone_when_no_cheap_tier_pays() -> None:
+    rng = np.random.default_rng(3)
+    n = 100
+    nan = np.full(n, np.nan)
+    data = CollectedScores(
+        scores=np.column_stack([rng.random(n), rng.random(n), nan]),
+        correct=np.column_stack(
+            [rng.random(n) < 0.5, rng.random(n) < 0.5, np.ones(n)]
+        ).astype(float),
+        costs=np.tile([1.0, 4.0, 10.0], (n, 1)),
+        gate_costs=np.column_stack([np.zeros((n, 2)), nan]),
+        latencies=np.zeros((n, 3)),
+        gate_latencies=np.column_stack([np.zeros((n, 2)), nan]),
+        model_names=("cheap", "middle", "strong"),
+    )
+    lines = data.summary().splitlines()
+    assert lines[0] == "Tier check (min cost s.t. quality >= 1):"
+    assert lines[1].startswith("  tier 0 (cheap): does not pay: drop it")
+    assert lines[2].startswith("  tier 1 (middle): does not pay: drop it")
+    assert lines[3] == (
+        "Drop tier 0 (cheap), tier 1 (middle): call tier 2 (strong) alone, "
+        "without a cascade (no cascade of these tiers pays)."
+    )
+    assert len(lines) == 4
