@@ -47,6 +47,7 @@ from langchain_cascade.calibration import (
     calibrate,
     evaluate_thresholds,
     plot_frontier,
+    plot_held_out,
 )
 from langchain_cascade.collect import (
     CollectedScores,
@@ -76,6 +77,8 @@ PRICE_NOTE = (
     )
     + ". Cost per query = input_tokens x in-price + output_tokens x out-price."
 )
+
+COST_LABEL = "Mean cost per query ($, example prices)"
 
 SHORT_NAMES = {
     "smollm2-135m": "SmolLM2-135M",
@@ -678,60 +681,6 @@ def live_section(live_cmp: Mapping[str, Any], what: str) -> list[str]:
     ]
 
 
-def plot_test(
-    path: Path,
-    result: CalibrationResult,
-    test: Matrices,
-    chosen: PolicyEvaluation,
-    *,
-    title: str,
-    models: Sequence[str],
-) -> None:
-    """The train frontier's thresholds replayed on test, with each tier alone."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    points = sorted(
-        (test.evaluate(p.thresholds) for p in result.frontier), key=lambda e: e.cost
-    )
-    fig = Figure(figsize=(7.0, 5.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(
-        [p.cost for p in points],
-        [p.quality for p in points],
-        marker="o",
-        markersize=3,
-        linewidth=1.0,
-        label="train-frontier thresholds, on test",
-    )
-    markers = ("s", "v", "^")
-    for j, model in enumerate(models):
-        ax.scatter(
-            [test.costs[:, j].mean()],
-            [test.correct[:, j].mean()],
-            marker=markers[j % 3],
-            s=60,
-            label=f"{SHORT_NAMES.get(model, model)} alone",
-        )
-    ax.scatter(
-        [chosen.cost],
-        [chosen.quality],
-        marker="*",
-        s=220,
-        color="tab:orange",
-        edgecolors="black",
-        label="chosen cascade (fitted on train)",
-        zorder=4,
-    )
-    ax.set_xlabel("Mean cost per query ($, example prices)")
-    ax.set_ylabel("Accuracy")
-    ax.set_title(title)
-    ax.grid(visible=True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
-    fig.savefig(path, format="png", dpi=120)
-
-
 # --------------------------------------------------------------------------- skeleton
 
 
@@ -1134,14 +1083,17 @@ def _analyse(
         fitted.result,
         out_dir / f"{spec.name}_frontier.png",
         title=f"{spec.title}: train frontier ({fitted.chosen.name})",
+        cost_label=COST_LABEL,
     )
-    plot_test(
-        out_dir / f"{spec.name}_test.png",
+    plot_held_out(
         fitted.result,
-        test,
-        ev,
+        test.scores,
+        test.correct,
+        test.costs,
+        out_dir / f"{spec.name}_test.png",
+        tier_names=[SHORT_NAMES.get(m, m) for m in spec.models],
         title=f"{spec.title.split(',')[0]}, local models: test set",
-        models=spec.models,
+        cost_label=COST_LABEL,
     )
     summary, lines = spec.report(a, data_dir)
     write_json(out_dir / f"{spec.name}.json", summary)

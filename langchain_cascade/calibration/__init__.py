@@ -52,12 +52,13 @@ Modules: :mod:`~langchain_cascade.calibration.api` (:func:`calibrate`),
 :func:`evaluate_thresholds`), :mod:`~langchain_cascade.calibration.tiers` (tier
 selection), :mod:`~langchain_cascade.calibration.metrics` (PGR, APGR, CPT),
 :mod:`~langchain_cascade.calibration.results` (the result types) and
-:mod:`~langchain_cascade.calibration.plotting` (:func:`plot_frontier`).
+:mod:`~langchain_cascade.calibration.plotting` (:func:`plot_frontier`, and
+:func:`plot_held_out`: the fitted thresholds on held-out data).
 """
 
 from langchain_cascade.calibration.api import calibrate
 from langchain_cascade.calibration.metrics import CPT_LEVELS, apgr, cpt, pgr
-from langchain_cascade.calibration.plotting import plot_frontier
+from langchain_cascade.calibration.plotting import plot_frontier, plot_held_out
 from langchain_cascade.calibration.results import (
     CalibrationResult,
     FrontierPoint,
@@ -79,4 +80,5 @@ __all__ = [
     "evaluate_thresholds",
     "pgr",
     "plot_frontier",
+    "plot_held_out",
 ]

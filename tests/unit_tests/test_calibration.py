@@ -19,6 +19,7 @@ from langchain_cascade.calibration import (
     evaluate_thresholds,
     pgr,
     plot_frontier,
+    plot_held_out,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -749,3 +750,40 @@ def test_evaluate_thresholds_on_the_final_tier_alone() -> None:
         evaluate_thresholds([[0]], [[1]], [[3]], [0.5])
     with pytest.raises(ValueError, match="need at least 1 tier, got 0"):
         evaluate_thresholds(np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)), ())
+
+
+def test_plot_held_out_replays_the_fitted_frontier_on_the_held_out_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    fit, held = synthetic(60, 3, seed=1), synthetic(60, 3, seed=2)
+    res = calibrate(*fit, min_quality=0.0)
+    figures: list[Figure] = []
+    savefig = Figure.savefig
+
+    def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        figures.append(fig)
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    out = plot_held_out(res, *held, tmp_path / "held.png", tier_names=["a", "b"])
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    (ax,) = figures[0].axes
+    (line,) = ax.get_lines()
+    replayed = sorted(
+        (evaluate_thresholds(*held, p.thresholds) for p in res.frontier),
+        key=lambda e: e.cost,
+    )
+    assert list(line.get_xdata()) == pytest.approx([e.cost for e in replayed])
+    assert list(line.get_ydata()) == pytest.approx([e.quality for e in replayed])
+    chosen = evaluate_thresholds(*held, res.thresholds)
+    star = ax.collections[-1].get_offsets()[0]
+    assert list(star) == pytest.approx([chosen.cost, chosen.quality])
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()][1:4] == [
+        "a alone",
+        "b alone",
+        "tier 2 alone",
+    ]
