@@ -775,11 +775,12 @@ def test_plot_held_out_replays_the_fitted_frontier_on_the_held_out_data(
         (evaluate_thresholds(*held, p.thresholds) for p in res.frontier),
         key=lambda e: e.cost,
     )
-    assert list(line.get_xdata()) == pytest.approx([e.cost for e in replayed])
-    assert list(line.get_ydata()) == pytest.approx([e.quality for e in replayed])
+    xs, ys = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    assert xs.tolist() == pytest.approx([e.cost for e in replayed])
+    assert ys.tolist() == pytest.approx([e.quality for e in replayed])
     chosen = evaluate_thresholds(*held, res.thresholds)
-    star = ax.collections[-1].get_offsets()[0]
-    assert list(star) == pytest.approx([chosen.cost, chosen.quality])
+    star = np.asarray(ax.collections[-1].get_offsets())[0]
+    assert star.tolist() == pytest.approx([chosen.cost, chosen.quality])
     legend = ax.get_legend()
     assert legend is not None
     assert [t.get_text() for t in legend.get_texts()][1:4] == [
