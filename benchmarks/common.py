@@ -1128,50 +1128,57 @@ class Files:
         )
 
 
-def run(
-    spec: Spec,
-    args: argparse.Namespace,
-    before: Callable[
-        [Mapping[str, BaseChatModel], Sequence[Query], Path], dict[str, Any]
-    ]
-    | None = None,
-) -> None:
+Probe = Callable[[Mapping[str, BaseChatModel], Sequence[Query], Path], dict[str, Any]]
+"""``before(chats, queries, live_path)``: a benchmark's own step with the servers up."""
+
+
+def run(spec: Spec, args: argparse.Namespace, before: Probe | None = None) -> None:
     """Collect (or read from the cache), fit, check live and report one benchmark.
 
-    ``before(chats, queries, live_path)``, when given, runs first with the
-    servers up (a benchmark's own probe); what it returns joins the run's record.
+    ``before``, when given, runs first with the servers up (a benchmark's own
+    probe); what it returns joins the run's record.
     """
     data_dir = resolve_data_dir(args.data_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     queries = spec.queries(args, data_dir)
-    test_queries = [q for q in queries if q.split == "test"]
     files = Files.of(spec, args, queries)
-    fp = spec.fingerprint(args)
-
     if args.from_cache:
         answers = Answers.read(files.answers, queries)
         fitted = fit(answers, spec.candidates, spec.models)
         live = cached_live(
             files.live,
-            fingerprint=fp,
+            fingerprint=spec.fingerprint(args),
             tag=live_tag(spec.tag_key, fitted.chosen, fitted.result.thresholds),
             n=args.n_live,
         )
         runs = [r for r in read_jsonl(files.live) if r.get("kind") == "run"]
-        _analyse(
-            spec,
-            args,
-            answers,
-            files,
-            live=live,
-            run=runs[-1] if runs else {},
-            mode="re-analysed from the cache",
-            data_dir=data_dir,
-        )
-        return
+        record, mode = (runs[-1] if runs else {}), "re-analysed from the cache"
+    else:
+        answers, live, record = _full_run(spec, args, queries, files, before)
+        mode = "full run"
+    _analyse(
+        spec,
+        args,
+        answers,
+        files,
+        live=live,
+        run=record,
+        mode=mode,
+        data_dir=data_dir,
+    )
 
+
+def _full_run(
+    spec: Spec,
+    args: argparse.Namespace,
+    queries: Sequence[Query],
+    files: Files,
+    before: Probe | None,
+) -> tuple[Answers, list[dict[str, Any]], dict[str, Any]]:
+    """Start the servers, collect every answer, fit, and run the live check."""
     from langchain_cascade.local_models import LocalModels
 
+    fp = spec.fingerprint(args)
     names = list(dict.fromkeys([*spec.models, *spec.also_served]))
     kwargs = spec.chat_kwargs(args)
     started = time.perf_counter()
@@ -1208,7 +1215,7 @@ def run(
         t0 = time.perf_counter()
         live = run_live(
             cascade,
-            test_queries[: args.n_live],
+            [q for q in queries if q.split == "test"][: args.n_live],
             grade=spec.grade,
             cache_path=files.live,
             fingerprint=fp,
@@ -1231,16 +1238,7 @@ def run(
         },
     }
     append_jsonl(files.live, record)
-    _analyse(
-        spec,
-        args,
-        answers,
-        files,
-        live=live,
-        run=record,
-        mode="full run",
-        data_dir=data_dir,
-    )
+    return answers, live, record
 
 
 def arguments(

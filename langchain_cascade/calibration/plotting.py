@@ -125,13 +125,17 @@ def plot_held_out(
         The path written.
 
     Example:
-        >>> import tempfile
+        Fit on two queries, look at the fit on two others:
+
+        >>> from tempfile import TemporaryDirectory
         >>> from langchain_cascade.calibration import calibrate
-        >>> res = calibrate([[0.9, 0], [0.3, 0]], [[1, 1], [0, 1]], [[1, 10]] * 2)
-        >>> held_out = ([[0.8, 0], [0.2, 0]], [[1, 1], [1, 1]], [[1, 10]] * 2)
-        >>> with tempfile.TemporaryDirectory() as d:
-        ...     plot_held_out(res, *held_out, Path(d) / "h.png").read_bytes()[1:4]
-        b'PNG'
+        >>> costs = [[1, 10], [1, 10]]
+        >>> fitted = calibrate([[0.9, 0], [0.3, 0]], [[1, 1], [0, 1]], costs)
+        >>> held_out = ([[0.8, 0], [0.2, 0]], [[1, 1], [1, 1]], costs)
+        >>> with TemporaryDirectory() as tmp:
+        ...     png = plot_held_out(fitted, *held_out, Path(tmp) / "held_out.png")
+        ...     png.stat().st_size > 0
+        True
     """
     import numpy as np  # noqa: PLC0415 - the calibration extra
 

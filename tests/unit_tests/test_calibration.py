@@ -6,7 +6,7 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -21,6 +21,9 @@ from langchain_cascade.calibration import (
     plot_frontier,
     plot_held_out,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -508,21 +511,27 @@ def test_plot_frontier_writes_png(tmp_path: Path, k: int) -> None:
     assert len(data) > 5_000
 
 
-def test_plot_frontier_of_the_final_tier_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Every matplotlib figure saved during the test, in order."""
     from matplotlib.figure import Figure
 
-    scores, correct, costs = _cheap_tiers_never_pay(300, 5)
-    alone = calibrate(scores, correct, costs, select_tiers=True)
-    figures: list[Figure] = []
+    saved: list[Figure] = []
     savefig = Figure.savefig
 
     def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
-        figures.append(fig)
+        saved.append(fig)
         savefig(fig, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", record)
+    return saved
+
+
+def test_plot_frontier_of_the_final_tier_alone(
+    tmp_path: Path, figures: list[Figure]
+) -> None:
+    scores, correct, costs = _cheap_tiers_never_pay(300, 5)
+    alone = calibrate(scores, correct, costs, select_tiers=True)
     out = plot_frontier(alone, tmp_path / "alone.png")
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     (ax,) = figures[0].axes
@@ -753,20 +762,10 @@ def test_evaluate_thresholds_on_the_final_tier_alone() -> None:
 
 
 def test_plot_held_out_replays_the_fitted_frontier_on_the_held_out_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, figures: list[Figure]
 ) -> None:
-    from matplotlib.figure import Figure
-
     fit, held = synthetic(60, 3, seed=1), synthetic(60, 3, seed=2)
     res = calibrate(*fit, min_quality=0.0)
-    figures: list[Figure] = []
-    savefig = Figure.savefig
-
-    def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
-        figures.append(fig)
-        savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", record)
     out = plot_held_out(res, *held, tmp_path / "held.png", tier_names=["a", "b"])
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     (ax,) = figures[0].axes
