@@ -356,6 +356,7 @@ class LangSmithReceiver:
         self._datasets: dict[str, dict[str, Any]] = {}
         self._examples: dict[str, dict[str, Any]] = {}
         self._sessions: dict[str, dict[str, Any]] = {}
+        self._arrived: dict[str, str] = {}  # run id -> when it first arrived
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -570,6 +571,7 @@ class LangSmithReceiver:
         """Forget everything received so far."""
         with self._lock:
             self._order.clear()
+            self._arrived.clear()
             self._posts.clear()
             self._patches.clear()
             self._attachments.clear()
@@ -686,13 +688,18 @@ class LangSmithReceiver:
 
     # --------------------------------------------------------------- internals
     def _materialize(self, run_id: str) -> Run:
-        run: Run = copy.deepcopy(_RUN_DEFAULTS)
+        """A snapshot of the merged run (a copy the caller may keep)."""
+        return copy.deepcopy(self._merged(run_id))
+
+    def _merged(self, run_id: str) -> Run:
+        """The merged run, sharing the stored values: to read under the lock only."""
+        run: Run = dict(_RUN_DEFAULTS)
         received: list[str] = []
         for post in self._posts.get(run_id, []):
-            run.update(copy.deepcopy(post))
+            run.update(post)
             received.append("post")
         for patch in self._patches.get(run_id, []):
-            run.update({k: copy.deepcopy(v) for k, v in patch.items() if v is not None})
+            run.update({k: v for k, v in patch.items() if v is not None})
             received.append("patch")
         run["id"] = run_id
         for key in ("parent_run_id", "trace_id"):
@@ -707,6 +714,7 @@ class LangSmithReceiver:
         run_id = str(body["id"])
         if run_id not in self._posts and run_id not in self._patches:
             self._order.append(run_id)
+            self._arrived[run_id] = _now()
         target = self._posts if operation == "post" else self._patches
         target.setdefault(run_id, []).append(body)
         return run_id
@@ -904,10 +912,14 @@ class LangSmithReceiver:
         return None
 
     def _implicit_sessions(self) -> None:
-        """Projects that runs were traced to without creating them (as LangSmith does)."""
+        """Projects that runs were traced to without creating them (as LangSmith does).
+
+        Each is created when its first run arrives, so its ``start_time`` (the
+        project's creation) is that arrival, after the run itself started.
+        """
         known = {x["name"] for x in self._sessions.values()}
         for run_id in self._order:
-            name = self._materialize(run_id).get("session_name")
+            name = self._merged(run_id).get("session_name")
             if name and name not in known:
                 session_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"session:{name}"))
                 self._sessions[session_id] = {
@@ -915,7 +927,7 @@ class LangSmithReceiver:
                     "name": name,
                     "description": None,
                     "reference_dataset_id": None,
-                    "start_time": _now(),
+                    "start_time": self._arrived[run_id],
                     "extra": None,
                     "tenant_id": str(uuid.UUID(int=0)),
                 }
