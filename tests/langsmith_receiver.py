@@ -18,16 +18,16 @@ Endpoints: ``GET /info``; ``POST /runs/multipart`` (optionally
 query methods use: ``POST``/``GET /datasets`` (``?name=``), ``GET
 /datasets/<id>``, ``POST /examples``, ``POST /examples/bulk``, ``GET /examples``
 (``?dataset=&offset=&limit=``), ``POST``/``GET /sessions`` (projects,
-``?name=``), the deprecated v1 ``POST /runs/query`` (``Client.list_runs``: by
-project, run type, root-ness, trace, parent, ids and reference example) and
-the v2 runs query ``POST /api/v2/runs/query`` (the client's ``runs.query``: by
-project, time window, run type, trace, ids, root-ness, error and reference
-example, with ``selects`` and cursor pages; see
-``LangSmithReceiver._query_runs_v2``); the filter languages are refused with a
-400, never answered wrongly. ``add_dataset()`` seeds a dataset directly.
-Anything else gets a 404 and lands in ``unexpected_requests``; bodies that
-cannot be parsed (or queries the receiver does not implement) get a 400 and
-land in ``errors``. Runs are merged by id: the ``post`` body, then every ``patch``'s
+``?name=``) and the v2 runs query ``POST /api/v2/runs/query`` (the client's
+``runs.query``: by project, time window, run type, trace, ids, root-ness,
+error and reference example, with ``selects`` and cursor pages; see
+``LangSmithReceiver._query_runs_v2``; the filter languages are refused with a
+400, never answered wrongly). The deprecated v1 ``POST /runs/query``
+(``Client.list_runs``) is not served, so a reader still using it shows up in
+``unexpected_requests``. ``add_dataset()`` seeds a dataset directly. Anything
+else gets a 404 and lands in ``unexpected_requests``; bodies that cannot be
+parsed (or queries the receiver does not implement) get a 400 and land in
+``errors``. Runs are merged by id: the ``post`` body, then every ``patch``'s
 non-null fields. Each merged run also carries ``_received`` (the list of
 operations that arrived for it, e.g. ``["post", "patch"]``).
 
@@ -861,8 +861,6 @@ class LangSmithReceiver:
         }
         if req.parts[0] in routes:
             return routes[req.parts[0]](req)
-        if req.method == "POST" and req.parts == ["runs", "query"]:
-            return 200, {"runs": self._query_runs(req.body()), "cursors": {}}
         if req.method == "POST" and req.parts == ["api", "v2", "runs", "query"]:
             return 200, self._query_runs_v2(req.body())
         return None
@@ -943,38 +941,6 @@ class LangSmithReceiver:
                     "tenant_id": str(uuid.UUID(int=0)),
                 }
                 known.add(name)
-
-    def _query_runs(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """``POST /runs/query``: by project, run type, root-ness, trace, parent, ids.
-
-        The ``filter`` / ``trace_filter`` query languages are not implemented:
-        a query that uses them is refused, never answered wrongly.
-        """
-        for unsupported in ("filter", "trace_filter", "tree_filter", "query"):
-            if body.get(unsupported):
-                raise ValueError(f"runs query: {unsupported!r} is not implemented")
-        sessions = {str(s) for s in body.get("session") or []}
-        names = {
-            str(self._sessions[s]["name"]) for s in sessions if s in self._sessions
-        }
-        ids = {str(i) for i in body.get("id") or []}
-        out = []
-        for run_id in self._order:
-            run = self._materialize(run_id)
-            project = run.get("session_name")
-            in_project = project in names or str(run.get("session_id")) in sessions
-            if (sessions and not in_project) or (ids and run_id not in ids):
-                continue
-            if not _run_matches(run, body):
-                continue
-            row = {k: v for k, v in run.items() if not k.startswith("_")}
-            if project in names:
-                row["session_id"] = next(
-                    k for k, v in self._sessions.items() if v["name"] == project
-                )
-            out.append(row)
-        limit = body.get("limit")
-        return out[: int(limit)] if limit else out
 
     def _query_runs_v2(self, body: Any) -> dict[str, Any]:
         """``POST /api/v2/runs/query``: one page of the runs of some projects.
@@ -1083,26 +1049,6 @@ class _Read:
 
 class _ConflictError(Exception):
     """A name that exists already (answered 409, as LangSmith does)."""
-
-
-def _run_matches(run: Run, body: Mapping[str, Any]) -> bool:
-    """Whether ``run`` passes the query's run type, root, trace and parent filters."""
-    checks = [
-        ("run_type", run.get("run_type")),
-        ("trace", run.get("trace_id")),
-        ("parent_run", run.get("parent_run_id")),
-    ]
-    for key, value in checks:
-        if body.get(key) and str(value) != str(body[key]):
-            return False
-    if body.get("is_root") is not None and (
-        (run.get("parent_run_id") is None) != bool(body["is_root"])
-    ):
-        return False
-    wanted = body.get("reference_example")
-    return not wanted or str(run.get("reference_example_id")) in {
-        str(x) for x in wanted
-    }
 
 
 class _NotFoundError(Exception):

@@ -518,6 +518,13 @@ def test_v2_runs_query_pages_selects_filters_and_refuses() -> None:
         with pytest.raises(langsmith.BadRequestError, match="project_ids"):
             list(runs.query(selects=["ID"]))
         assert len(rx.errors) == len(refused) + 1, rx.errors
+        # the deprecated v1 query (Client.list_runs) is not served
+        json_body = {"Content-Type": "application/json"}
+        assert _post(rx, "POST", "/runs/query", b"{}", json_body) == 404
+        assert [r.path for r in rx.unexpected_requests] == [
+            "/api/v2/runs/query",  # the unknown project's
+            "/runs/query",
+        ]
 
 
 def _ancestors(rx: LangSmithReceiver, run: Run) -> list[str]:
