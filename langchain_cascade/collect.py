@@ -1424,12 +1424,54 @@ def _find_cascade(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _runs_query(client: Any) -> Any:
+    """The client's synchronous v2 runs query (``POST /api/v2/runs/query``).
+
+    It replaces ``client.list_runs`` (v1 ``POST /runs/query``), which langsmith
+    0.15 deprecates: "will be removed after Jan 31, 2027". The public
+    ``client.runs.query`` is async even on the sync client (the migration guide:
+    "client.runs.query() is now async"): these sync functions would need an
+    event loop per call, which fails inside a running one (a notebook), and the
+    client's cached async HTTP client would keep pooled connections of closed
+    loops (each later call then fails a request and retries it). langsmith's
+    own sync readers (``evaluate``, ``get_test_results``) query through this
+    synchronous twin, which the client reaches by a private accessor.
+    """
+    return client._get_langsmith_api_sync().runs.query
+
+
+def _llm_runs(
+    client: Any, project: Any, selects: Sequence[str], **query: Any
+) -> Iterator[Any]:
+    """The chat-model runs of a project, every page, with the fields ``selects``.
+
+    The v2 query reads the runs started within a window (by default the last
+    day; ``list_runs`` read them all), so the window here spans the project's
+    life: from its creation, less a day (a tracing project is created when its
+    first run arrives, after that run started, and run times are the tracing
+    client's clock), to a day from now (the same clocks).
+    """
+    import datetime  # noqa: PLC0415 - used by the LangSmith readers only
+
+    slack = datetime.timedelta(days=1)
+    yield from _runs_query(client)(
+        project_ids=[str(project.id)],
+        run_type="LLM",
+        selects=list(selects),
+        min_start_time=project.start_time - slack,
+        max_start_time=datetime.datetime.now(datetime.UTC) + slack,
+        **query,
+    )
+
+
 def logged_cascades(project_name: str, *, client: Any = None) -> list[dict[str, Any]]:
     """Every cascade call's metadata logged to a LangSmith project.
 
-    Reads the project's chat-model runs through the langsmith client and keeps
-    those whose answer carries ``response_metadata["cascade"]`` (the attempts,
-    with each gate's score, verdict and cost).
+    Reads the project's chat-model runs, every page, through the langsmith
+    client's runs query (LangSmith's v2 ``POST /api/v2/runs/query``, which
+    self-hosted LangSmith serves from v0.16) and keeps those whose answer
+    carries ``response_metadata["cascade"]`` (the attempts, with each gate's
+    score, verdict and cost).
 
     Args:
         project_name: The project (tracing project or experiment).
@@ -1437,12 +1479,16 @@ def logged_cascades(project_name: str, *, client: Any = None) -> list[dict[str, 
 
     Returns:
         The metadata dicts, in the order the project returns them.
+
+    Raises:
+        langsmith.utils.LangSmithNotFoundError: When there is no such project.
     """
     import langsmith  # noqa: PLC0415
 
     client = client if client is not None else langsmith.Client()
+    project = client.read_project(project_name=project_name)
     out = []
-    for run in client.list_runs(project_name=project_name, run_type="llm"):
+    for run in _llm_runs(client, project, ["ID", "OUTPUTS"]):
         found = _find_cascade(run.outputs)
         if found is not None:
             out.append(found)
@@ -1575,6 +1621,9 @@ def replay_gates(
     ``calibrate`` when the runs have labels) a user can ask what another gate
     would have done on last week's traffic.
 
+    The runs are read as :func:`logged_cascades` reads them, then each
+    trace's chat-model runs once, for the tier answers.
+
     Args:
         project_name: The LangSmith project.
         gates: One gate per non-final tier.
@@ -1582,19 +1631,28 @@ def replay_gates(
 
     Returns:
         One row per cascade run, one score per non-final tier.
+
+    Raises:
+        langsmith.utils.LangSmithNotFoundError: When there is no such project.
     """
     import langsmith  # noqa: PLC0415
 
     client = client if client is not None else langsmith.Client()
     judged = [coerce_gate(g, where=f"gates[{i}]") for i, g in enumerate(gates)]
-    rows: list[list[float]] = []
-    for run in client.list_runs(project_name=project_name, run_type="llm"):
-        if _find_cascade(run.outputs) is None:
-            continue
-        row = [math.nan] * len(judged)
-        for child in client.list_runs(project_name=project_name, parent_run_id=run.id):
+    project = client.read_project(project_name=project_name)
+    rows: dict[str, list[float]] = {}  # by cascade run id, in the project's order
+    traces: dict[str, None] = {}  # their traces, each read once below
+    for run in _llm_runs(client, project, ["ID", "TRACE_ID", "OUTPUTS"]):
+        if _find_cascade(run.outputs) is not None:
+            rows[run.id] = [math.nan] * len(judged)
+            traces[run.trace_id] = None
+    answers = ["ID", "PARENT_RUN_IDS", "TAGS", "INPUTS", "OUTPUTS"]
+    for trace_id in traces:
+        for child in _llm_runs(client, project, answers, trace_id=trace_id):
+            parents = child.parent_run_ids or []  # from the trace's root down
+            row = rows.get(parents[-1]) if parents else None
             tags = [t for t in child.tags or [] if t.startswith("cascade:tier:")]
-            if not tags:
+            if row is None or not tags:
                 continue
             tier = int(tags[0].rsplit(":", 1)[1])
             found = _tier_answer(child)
@@ -1610,5 +1668,4 @@ def replay_gates(
             row[tier] = (
                 float(result.passed) if result.score is None else float(result.score)
             )
-        rows.append(row)
-    return rows
+    return list(rows.values())

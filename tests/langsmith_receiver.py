@@ -18,10 +18,15 @@ Endpoints: ``GET /info``; ``POST /runs/multipart`` (optionally
 query methods use: ``POST``/``GET /datasets`` (``?name=``), ``GET
 /datasets/<id>``, ``POST /examples``, ``POST /examples/bulk``, ``GET /examples``
 (``?dataset=&offset=&limit=``), ``POST``/``GET /sessions`` (projects,
-``?name=``) and ``POST /runs/query`` (by project, run type, root-ness, trace,
-parent, ids and reference example; the ``filter`` query language is refused
-with a 400, never answered wrongly). ``add_dataset()`` seeds a dataset directly. Anything else gets a 404 and lands in
-``unexpected_requests``; bodies that cannot be parsed get a 400 and land in
+``?name=``) and the v2 runs query ``POST /api/v2/runs/query`` (the client's
+``runs.query``: by project, time window, run type, trace, ids, root-ness,
+error and reference example, with ``selects`` and cursor pages; see
+``LangSmithReceiver._query_runs_v2``; the filter languages are refused with a
+400, never answered wrongly). The deprecated v1 ``POST /runs/query``
+(``Client.list_runs``) is not served, so a reader still using it shows up in
+``unexpected_requests``. ``add_dataset()`` seeds a dataset directly. Anything
+else gets a 404 and lands in ``unexpected_requests``; bodies that cannot be
+parsed (or queries the receiver does not implement) get a 400 and land in
 ``errors``. Runs are merged by id: the ``post`` body, then every ``patch``'s
 non-null fields. Each merged run also carries ``_received`` (the list of
 operations that arrived for it, e.g. ``["post", "patch"]``).
@@ -84,6 +89,7 @@ What the langsmith client does, and what this module does about it:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import datetime
@@ -330,7 +336,8 @@ class LangSmithReceiver:
         self.zstd = zstd
         self.use_multipart_endpoint = use_multipart_endpoint
         self.info: dict[str, Any] = {
-            "version": "0.13.0",
+            # The v2 runs query needs self-hosted LangSmith 0.16 or later.
+            "version": "0.16.0",
             "license_expiration_time": None,
             "batch_ingest_config": {
                 "use_multipart_endpoint": use_multipart_endpoint,
@@ -356,6 +363,7 @@ class LangSmithReceiver:
         self._datasets: dict[str, dict[str, Any]] = {}
         self._examples: dict[str, dict[str, Any]] = {}
         self._sessions: dict[str, dict[str, Any]] = {}
+        self._arrived: dict[str, str] = {}  # run id -> when it first arrived
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -570,6 +578,7 @@ class LangSmithReceiver:
         """Forget everything received so far."""
         with self._lock:
             self._order.clear()
+            self._arrived.clear()
             self._posts.clear()
             self._patches.clear()
             self._attachments.clear()
@@ -686,13 +695,18 @@ class LangSmithReceiver:
 
     # --------------------------------------------------------------- internals
     def _materialize(self, run_id: str) -> Run:
-        run: Run = copy.deepcopy(_RUN_DEFAULTS)
+        """A snapshot of the merged run (a copy the caller may keep)."""
+        return copy.deepcopy(self._merged(run_id))
+
+    def _merged(self, run_id: str) -> Run:
+        """The merged run, sharing the stored values: to read under the lock only."""
+        run: Run = dict(_RUN_DEFAULTS)
         received: list[str] = []
         for post in self._posts.get(run_id, []):
-            run.update(copy.deepcopy(post))
+            run.update(post)
             received.append("post")
         for patch in self._patches.get(run_id, []):
-            run.update({k: copy.deepcopy(v) for k, v in patch.items() if v is not None})
+            run.update({k: v for k, v in patch.items() if v is not None})
             received.append("patch")
         run["id"] = run_id
         for key in ("parent_run_id", "trace_id"):
@@ -707,6 +721,7 @@ class LangSmithReceiver:
         run_id = str(body["id"])
         if run_id not in self._posts and run_id not in self._patches:
             self._order.append(run_id)
+            self._arrived[run_id] = _now()
         target = self._posts if operation == "post" else self._patches
         target.setdefault(run_id, []).append(body)
         return run_id
@@ -835,6 +850,8 @@ class LangSmithReceiver:
             return self._route_collection(req)
         except _ConflictError as exc:
             return 409, {"detail": str(exc)}
+        except _NotFoundError as exc:
+            return 404, {"detail": str(exc)}
 
     def _route_collection(self, req: _Read) -> tuple[int, Any] | None:
         routes = {
@@ -844,8 +861,8 @@ class LangSmithReceiver:
         }
         if req.parts[0] in routes:
             return routes[req.parts[0]](req)
-        if req.method == "POST" and req.parts == ["runs", "query"]:
-            return 200, {"runs": self._query_runs(req.body()), "cursors": {}}
+        if req.method == "POST" and req.parts == ["api", "v2", "runs", "query"]:
+            return 200, self._query_runs_v2(req.body())
         return None
 
     def _datasets_route(self, req: _Read) -> tuple[int, Any] | None:
@@ -904,10 +921,14 @@ class LangSmithReceiver:
         return None
 
     def _implicit_sessions(self) -> None:
-        """Projects that runs were traced to without creating them (as LangSmith does)."""
+        """Projects that runs were traced to without creating them (as LangSmith does).
+
+        Each is created when its first run arrives, so its ``start_time`` (the
+        project's creation) is that arrival, after the run itself started.
+        """
         known = {x["name"] for x in self._sessions.values()}
         for run_id in self._order:
-            name = self._materialize(run_id).get("session_name")
+            name = self._merged(run_id).get("session_name")
             if name and name not in known:
                 session_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"session:{name}"))
                 self._sessions[session_id] = {
@@ -915,43 +936,68 @@ class LangSmithReceiver:
                     "name": name,
                     "description": None,
                     "reference_dataset_id": None,
-                    "start_time": _now(),
+                    "start_time": self._arrived[run_id],
                     "extra": None,
                     "tenant_id": str(uuid.UUID(int=0)),
                 }
                 known.add(name)
 
-    def _query_runs(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """``POST /runs/query``: by project, run type, root-ness, trace, parent, ids.
+    def _query_runs_v2(self, body: Any) -> dict[str, Any]:
+        """``POST /api/v2/runs/query``: one page of the runs of some projects.
 
-        The ``filter`` / ``trace_filter`` query languages are not implemented:
-        a query that uses them is refused, never answered wrongly.
+        The body is langsmith's ``RunQueryV2Params``; the answer is
+        ``{"items": [...], "next_cursor": ...}``, each item holding only the
+        ``selects`` fields (by default just ``id``) under their lower-case names,
+        in arrival order. Runs are those of ``project_ids`` (required; an
+        unknown one is a 404) started within ``[min_start_time,
+        max_start_time]`` (by default the last day up to now), filtered by
+        ``run_type`` (upper case, as the API spells it), ``trace_id``, ``ids``,
+        ``is_root``, ``has_error`` and ``reference_examples``. ``page_size``
+        (1-1000, default 100) bounds a page; ``next_cursor`` is set while more
+        runs match, and the client sends it back as ``cursor``. Any other field
+        (``filter``, ``trace_filter``, ``tree_filter``, ``ai_search``,
+        ``reference_dataset_id``, ...) and any select outside ``_V2_FIELDS`` is
+        refused with a 400, never answered wrongly.
         """
-        for unsupported in ("filter", "trace_filter", "tree_filter", "query"):
-            if body.get(unsupported):
-                raise ValueError(f"runs query: {unsupported!r} is not implemented")
-        sessions = {str(s) for s in body.get("session") or []}
-        names = {
-            str(self._sessions[s]["name"]) for s in sessions if s in self._sessions
-        }
-        ids = {str(i) for i in body.get("id") or []}
-        out = []
-        for run_id in self._order:
-            run = self._materialize(run_id)
-            project = run.get("session_name")
-            in_project = project in names or str(run.get("session_id")) in sessions
-            if (sessions and not in_project) or (ids and run_id not in ids):
-                continue
-            if not _run_matches(run, body):
-                continue
-            row = {k: v for k, v in run.items() if not k.startswith("_")}
-            if project in names:
-                row["session_id"] = next(
-                    k for k, v in self._sessions.items() if v["name"] == project
+        query = _V2Query.parse(body)
+        self._implicit_sessions()
+        unknown = [p for p in query.project_ids if p not in self._sessions]
+        if unknown:
+            raise _NotFoundError(f"project(s) not found: {unknown}")
+        names = {self._sessions[p]["name"]: p for p in query.project_ids}
+        matched: list[tuple[int, Run, str]] = []
+        for position in range(query.after, len(self._order)):
+            run = self._merged(self._order[position])
+            project = names.get(run.get("session_name")) or str(run.get("session_id"))
+            if project in query.project_ids and query.matches(run):
+                matched.append((position, run, project))
+        page = matched[: query.page_size]
+        items = [
+            {
+                select.lower(): _V2_FIELDS[select](
+                    _V2Run(run, project, self._ancestors(run))
                 )
-            out.append(row)
-        limit = body.get("limit")
-        return out[: int(limit)] if limit else out
+                for select in query.selects
+            }
+            for _, run, project in page
+        ]
+        more = len(matched) > len(page)
+        return {
+            "items": copy.deepcopy(items),  # sent after the lock is released
+            "next_cursor": _cursor(page[-1][0] + 1) if more else None,
+        }
+
+    def _ancestors(self, run: Run) -> list[str]:
+        """The ids above ``run``, from its trace's root down to its parent."""
+        if run["dotted_order"]:
+            segments = str(run["dotted_order"]).split(".")
+            return [segment.split("Z", 1)[1] for segment in segments[:-1]]
+        chain: list[str] = []
+        parent = run["parent_run_id"]
+        while parent is not None and parent in self._arrived:
+            chain.insert(0, parent)
+            parent = self._merged(parent)["parent_run_id"]
+        return chain
 
     def _ingest_multipart(self, content_type: str, body: bytes) -> list[str]:
         ops: dict[tuple[str, str], dict[str, Any]] = {}
@@ -1005,24 +1051,170 @@ class _ConflictError(Exception):
     """A name that exists already (answered 409, as LangSmith does)."""
 
 
-def _run_matches(run: Run, body: Mapping[str, Any]) -> bool:
-    """Whether ``run`` passes the query's run type, root, trace and parent filters."""
-    checks = [
-        ("run_type", run.get("run_type")),
-        ("trace", run.get("trace_id")),
-        ("parent_run", run.get("parent_run_id")),
-    ]
-    for key, value in checks:
-        if body.get(key) and str(value) != str(body[key]):
-            return False
-    if body.get("is_root") is not None and (
-        (run.get("parent_run_id") is None) != bool(body["is_root"])
-    ):
-        return False
-    wanted = body.get("reference_example")
-    return not wanted or str(run.get("reference_example_id")) in {
-        str(x) for x in wanted
+class _NotFoundError(Exception):
+    """A project the request names that does not exist (answered 404)."""
+
+
+# The ``RunQueryV2Params`` fields this receiver implements (the others: a 400).
+_V2_QUERY_FIELDS = frozenset(
+    {
+        "project_ids", "selects", "page_size", "cursor", "min_start_time",
+        "max_start_time", "run_type", "trace_id", "is_root", "has_error", "ids",
+        "reference_examples",
     }
+)  # fmt: skip
+# langsmith's ``RunType``: the v2 API spells run types in upper case.
+_V2_RUN_TYPES = frozenset(
+    {"TOOL", "CHAIN", "LLM", "RETRIEVER", "EMBEDDING", "PROMPT", "PARSER"}
+)
+
+
+@dataclass(frozen=True)
+class _V2Run:
+    """A stored run with what the v2 API says of it besides its own fields."""
+
+    run: Run
+    project_id: str
+    ancestors: list[str]
+
+
+def _status(run: Run) -> str:
+    if run["error"]:
+        return "ERROR"
+    return "SUCCESS" if run["end_time"] else "PENDING"
+
+
+# The v2 ``selects`` this receiver answers (langsmith's ``RunSelectField``).
+_V2_FIELDS: dict[str, Callable[[_V2Run], Any]] = {
+    "ID": lambda r: r.run["id"],
+    "NAME": lambda r: r.run["name"],
+    "RUN_TYPE": lambda r: str(r.run["run_type"]).upper(),
+    "STATUS": lambda r: _status(r.run),
+    "START_TIME": lambda r: r.run["start_time"],
+    "END_TIME": lambda r: r.run["end_time"],
+    "ERROR": lambda r: r.run["error"],
+    "EXTRA": lambda r: r.run["extra"],
+    "METADATA": lambda r: (r.run["extra"] or {}).get("metadata"),
+    "EVENTS": lambda r: r.run["events"],
+    "INPUTS": lambda r: r.run["inputs"],
+    "OUTPUTS": lambda r: r.run["outputs"],
+    "PARENT_RUN_IDS": lambda r: r.ancestors,
+    "PROJECT_ID": lambda r: r.project_id,
+    "TRACE_ID": lambda r: r.run["trace_id"],
+    "DOTTED_ORDER": lambda r: r.run["dotted_order"],
+    "IS_ROOT": lambda r: r.run["parent_run_id"] is None,
+    "REFERENCE_EXAMPLE_ID": lambda r: r.run.get("reference_example_id"),
+    "TAGS": lambda r: r.run["tags"],
+}
+
+
+@dataclass(frozen=True)
+class _V2Query:
+    """A checked ``POST /api/v2/runs/query`` body."""
+
+    project_ids: frozenset[str]
+    selects: tuple[str, ...]
+    page_size: int
+    after: int
+    since: datetime.datetime
+    until: datetime.datetime
+    equal: dict[str, Any]  # run field -> the value it must have
+    ids: frozenset[str] | None
+    reference_examples: frozenset[str] | None
+
+    @classmethod
+    def parse(cls, body: Any) -> _V2Query:
+        """Check ``body`` field by field; a field this receiver lacks raises."""
+        if not isinstance(body, dict):
+            raise TypeError(f"runs query: the body is not an object: {body!r}")
+        if extra := sorted(set(body) - _V2_QUERY_FIELDS):
+            raise ValueError(f"runs query: {extra} not implemented by the receiver")
+        if not body.get("project_ids"):
+            raise ValueError("runs query: project_ids is required")
+        selects = tuple(body.get("selects") or ["ID"])
+        if bad := [s for s in selects if s not in _V2_FIELDS]:
+            raise ValueError(f"runs query: selects {bad} not answered by the receiver")
+        page_size = body.get("page_size", 100)
+        if type(page_size) is not int or not 1 <= page_size <= 1000:
+            raise ValueError(f"runs query: page_size must be 1..1000: {page_size!r}")
+        run_type = body.get("run_type")
+        if run_type is not None and run_type not in _V2_RUN_TYPES:
+            raise ValueError(
+                f"runs query: run_type {run_type!r} not in {sorted(_V2_RUN_TYPES)}"
+            )
+        now = datetime.datetime.now(datetime.UTC)
+        equal: dict[str, Any] = {
+            "run_type": None if run_type is None else run_type.lower(),
+            "trace_id": _uuid(body["trace_id"]) if "trace_id" in body else None,
+            "is_root": _flag(body, "is_root"),
+            "has_error": _flag(body, "has_error"),
+        }
+        return cls(
+            project_ids=frozenset(_uuid(p) for p in body["project_ids"]),
+            selects=selects,
+            page_size=page_size,
+            after=_after(body["cursor"]) if "cursor" in body else 0,
+            since=_time(body.get("min_start_time"), now - datetime.timedelta(days=1)),
+            until=_time(body.get("max_start_time"), now),
+            equal={k: v for k, v in equal.items() if v is not None},
+            ids=_uuids(body, "ids"),
+            reference_examples=_uuids(body, "reference_examples"),
+        )
+
+    def matches(self, run: Run) -> bool:
+        """Whether ``run`` (of one of the projects) is in the query's answer."""
+        started = run["start_time"]
+        if started is None or not self.since <= _time(started) <= self.until:
+            return False
+        facts = {
+            "run_type": run["run_type"],
+            "trace_id": str(run["trace_id"]),
+            "is_root": run["parent_run_id"] is None,
+            "has_error": bool(run["error"]),
+        }
+        if any(facts[key] != value for key, value in self.equal.items()):
+            return False
+        if self.ids is not None and str(run["id"]) not in self.ids:
+            return False
+        example = str(run.get("reference_example_id"))
+        return self.reference_examples is None or example in self.reference_examples
+
+
+def _uuid(value: Any) -> str:
+    """``value`` as a canonical UUID string (a malformed one raises: a 400)."""
+    return str(uuid.UUID(str(value)))
+
+
+def _uuids(body: Mapping[str, Any], key: str) -> frozenset[str] | None:
+    return None if key not in body else frozenset(_uuid(v) for v in body[key])
+
+
+def _flag(body: Mapping[str, Any], key: str) -> bool | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"runs query: {key} must be a boolean: {value!r}")
+    return value
+
+
+def _time(value: Any, default: datetime.datetime | None = None) -> datetime.datetime:
+    """An RFC 3339 time (naive ones are UTC), or ``default`` for ``None``."""
+    if value is None and default is not None:
+        return default
+    parsed = datetime.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+
+
+def _cursor(position: int) -> str:
+    """The opaque cursor of the page that starts at ``position`` of the arrivals."""
+    return base64.urlsafe_b64encode(json.dumps({"after": position}).encode()).decode()
+
+
+def _after(cursor: Any) -> int:
+    """The position a cursor of ``_cursor`` stands for (any other raises: a 400)."""
+    position = json.loads(base64.urlsafe_b64decode(str(cursor)))["after"]
+    if type(position) is not int or position < 0:
+        raise ValueError(f"runs query: not a cursor of this receiver: {cursor!r}")
+    return position
 
 
 def _now() -> str:

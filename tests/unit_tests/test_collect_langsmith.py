@@ -2,12 +2,17 @@
 
 Everything runs against the local receiver on 127.0.0.1 with the real
 ``langsmith.Client``: the dataset is created and read through the client, the
-experiment is traced through it, and the replay reads runs with its query API.
+experiment is traced through it, and the replay reads runs with its v2 runs
+query (``POST /api/v2/runs/query``; the deprecated ``list_runs`` is neither
+called nor served), without a deprecation warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -34,9 +39,17 @@ PRICES = {
     "strong": ModelPrice(input_per_million=10.0, output_per_million=30.0),
 }
 QUESTIONS = [f"q{i}" for i in range(6)]
-CHEAP = {
-    q: (str(i) if i % 2 == 0 else f"wrong answer {i}") for i, q in enumerate(QUESTIONS)
-}
+
+
+def cheap_answers(questions: Sequence[str]) -> dict[str, str]:
+    """Right (and short) for the even questions, long and wrong for the odd ones."""
+    return {
+        q: (str(i) if i % 2 == 0 else f"wrong answer {i}")
+        for i, q in enumerate(questions)
+    }
+
+
+CHEAP = cheap_answers(QUESTIONS)
 
 
 def answering(name: str, answers: dict[str, str]) -> ScriptedChatModel:
@@ -54,11 +67,11 @@ class LengthGate(Gate):
         return GateResult(passed=score >= 0.5, score=score, reason=f"{score:.2f}")
 
 
-def cascade() -> CascadingChatModel:
+def cascade(questions: Sequence[str] = QUESTIONS) -> CascadingChatModel:
     return CascadingChatModel(
         models=[
-            answering("cheap", CHEAP),
-            answering("strong", {q: q[1:] for q in QUESTIONS}),
+            answering("cheap", cheap_answers(questions)),
+            answering("strong", {q: q[1:] for q in questions}),
         ],
         gates=[LengthGate()],
         prices=PRICES,
@@ -73,6 +86,27 @@ def exact(answer: AIMessage, reference: Any) -> bool:
 def rx() -> Iterator[LangSmithReceiver]:
     with LangSmithReceiver() as receiver:
         yield receiver
+
+
+@contextlib.contextmanager
+def no_deprecation_warning() -> Iterator[None]:
+    """Fails if the block warns a DeprecationWarning (langsmith's own included)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    deprecated = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert deprecated == [], [
+        f"{w.filename}:{w.lineno}: {w.message}" for w in deprecated
+    ]
+
+
+def runs_queries(rx: LangSmithReceiver) -> list[dict[str, Any]]:
+    """The bodies of the v2 runs queries the receiver answered, in order."""
+    return [
+        json.loads(r.body)
+        for r in rx.requests
+        if (r.method, r.path, r.status) == ("POST", "/api/v2/runs/query", 200)
+    ]
 
 
 def test_collect_reads_a_dataset_and_logs_an_experiment(rx: LangSmithReceiver) -> None:
@@ -133,10 +167,16 @@ def test_replay_rescores_logged_traffic_without_calling_a_model(
     rx.flush()
     metas = [a.response_metadata["cascade"] for a in answers]
     assert rx.wait_for(lambda runs: len(runs) >= len(QUESTIONS) * 3)
-    logged = logged_cascades("traffic", client=rx.client())
+    with no_deprecation_warning():
+        logged = logged_cascades("traffic", client=rx.client())
     assert sorted(m["tier"] for m in logged) == sorted(m["tier"] for m in metas)
+    (query,) = runs_queries(rx)  # one page: selects, type and window as sent
+    assert (query["run_type"], query["selects"]) == ("LLM", ["ID", "OUTPUTS"])
+    assert query["min_start_time"] < min(r["start_time"] for r in rx.runs.values())
+    assert rx.unexpected_requests == [], rx.tree()
 
-    same = replay_thresholds("traffic", [0.5], client=rx.client())
+    with no_deprecation_warning():
+        same = replay_thresholds("traffic", [0.5], client=rx.client())
     assert same.n_runs == 6
     assert same.unknown == 0
     assert same.escalation_rate == pytest.approx(same.live_escalation_rate)
@@ -163,6 +203,9 @@ def test_replay_rescores_logged_traffic_without_calling_a_model(
         replay_thresholds("plain", [0.5], client=rx.client())
     with pytest.raises(LangSmithNotFoundError):
         replay_thresholds("no-such-project", [0.5], client=rx.client())
+    with pytest.raises(LangSmithNotFoundError):
+        logged_cascades("no-such-project", client=rx.client())
+    assert rx.errors == [], rx.tree()
 
 
 def test_replay_gates_judges_the_logged_answers_offline(rx: LangSmithReceiver) -> None:
@@ -180,12 +223,54 @@ def test_replay_gates_judges_the_logged_answers_offline(rx: LangSmithReceiver) -
             assert gate_input.question.startswith("q")  # the logged conversation
             return GateResult(passed=ok, score=float(ok))
 
-    rows = replay_gates("traffic-gates", [Digits()], client=rx.client())
+    with no_deprecation_warning():
+        rows = replay_gates("traffic-gates", [Digits()], client=rx.client())
     assert len(rows) == len(QUESTIONS)
     expected = sorted(float(CHEAP[q].isdigit()) for q in QUESTIONS)
     assert sorted(r[0] for r in rows) == expected  # tier 0 answered every call
-    same = replay_gates("traffic-gates", [LengthGate()], client=rx.client())
+    queries = runs_queries(rx)  # the project's chat-model runs, then each trace's
+    assert [q.get("trace_id") for q in queries[1:]] == [
+        r["trace_id"] for r in rx.roots()
+    ]
+    with no_deprecation_warning():
+        same = replay_gates("traffic-gates", [LengthGate()], client=rx.client())
     live_scores = sorted(
         a.response_metadata["cascade"]["attempts"][0]["score"] for a in answers
     )
     assert sorted(r[0] for r in same) == pytest.approx(live_scores)
+    with pytest.raises(LangSmithNotFoundError):
+        replay_gates("no-such-project", [LengthGate()], client=rx.client())
+    assert (rx.unexpected_requests, rx.errors) == ([], []), rx.tree()
+
+
+def test_readers_follow_the_runs_query_pages(rx: LangSmithReceiver) -> None:
+    """More chat-model runs than one page (the server's default, 100) hold."""
+    questions = [f"q{i}" for i in range(70)]  # 70 cascade + 70 + 35 tier runs
+    live = cascade(questions)
+    tracer = rx.tracer(project_name="busy")
+    metas = [
+        live.invoke(q, config={"callbacks": [tracer]}).response_metadata["cascade"]
+        for q in questions
+    ]
+    rx.flush()
+    assert rx.wait_for_runs(70 * 2 + 35), rx.tree()
+    with no_deprecation_warning():
+        logged = logged_cascades("busy", client=rx.client())
+    pages = runs_queries(rx)
+    assert len(pages) == 2  # the second asks for what the first one's cursor says
+    assert "cursor" not in pages[0]
+    assert pages[1] == {**pages[0], "cursor": pages[1]["cursor"]}
+
+    def canonical(found: list[dict[str, Any]]) -> list[str]:
+        return sorted(json.dumps(m, sort_keys=True) for m in found)
+
+    assert canonical(logged) == canonical(metas)
+    with no_deprecation_warning():
+        replayed = replay_thresholds("busy", [0.5], client=rx.client())
+        rows = replay_gates("busy", [LengthGate()], client=rx.client())
+    assert replayed.n_runs == len(rows) == 70
+    assert replayed.tier_counts == (35, 35)
+    assert sorted(r[0] for r in rows) == pytest.approx(
+        sorted(m["attempts"][0]["score"] for m in metas)
+    )
+    assert (rx.unexpected_requests, rx.errors) == ([], []), rx.tree()

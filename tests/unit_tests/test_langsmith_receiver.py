@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import time
@@ -437,3 +438,99 @@ def test_wait_for_times_out_and_sees_late_runs() -> None:
         )
         # no explicit flush: the background threads deliver on their own
         assert rx.wait_for(lambda runs: "late" in _names(runs), timeout=10), rx.tree()
+
+
+def test_v2_runs_query_pages_selects_filters_and_refuses() -> None:
+    """``POST /api/v2/runs/query`` as langsmith's generated sync client speaks it."""
+    with LangSmithReceiver() as rx:
+        client = rx.client()
+        tracer = rx.tracer("p", client=client)
+        for x in range(3):
+            _chain().invoke(x, config=_config(tracer))
+        RunnableLambda(_add_one).invoke(1, {"callbacks": [rx.tracer("other")]})
+        rx.flush()
+        assert rx.wait_for_runs(3 * 6 + 1), rx.tree()
+        project = client.read_project(project_name="p")
+        traced = [r for r in rx.runs.values() if r["session_name"] == "p"]
+        # created when its first run arrived: after the runs had started
+        assert project.start_time > datetime.datetime.fromisoformat(
+            min(r["start_time"] for r in traced)
+        )
+        runs = client._get_langsmith_api_sync().runs
+        ids = [str(project.id)]
+
+        pager = runs.query(
+            project_ids=ids, selects=["ID", "PARENT_RUN_IDS"], page_size=4
+        )
+        pages = list(pager.iter_pages())
+        assert [len(page.items) for page in pages] == [4, 4, 4, 4, 2]
+        got = [run for page in pages for run in page.items]
+        assert [run.id for run in got] == [r["id"] for r in traced]  # arrival order
+        for run, stored in zip(got, traced, strict=True):
+            assert run.model_fields_set == {"id", "parent_run_ids"}  # selects only
+            assert run.parent_run_ids == _ancestors(rx, stored)
+        bodies = [json.loads(r.body) for r in rx.requests if r.path.startswith("/api")]
+        assert len(bodies) == len(pages)
+        assert "cursor" not in bodies[0]
+        assert all(b == {**bodies[0], "cursor": b["cursor"]} for b in bodies[1:])
+
+        llm = next(r for r in traced if r["run_type"] == "llm")
+        (only,) = runs.query(
+            project_ids=ids,
+            run_type="LLM",
+            trace_id=llm["trace_id"],
+            selects=["ID", "RUN_TYPE", "STATUS", "TAGS", "IS_ROOT", "PROJECT_ID"],
+        )
+        assert (only.id, only.run_type, only.status) == (llm["id"], "LLM", "SUCCESS")
+        assert (only.tags, only.is_root, only.project_id) == (
+            llm["tags"],
+            False,
+            str(project.id),
+        )
+        assert [r.id for r in runs.query(project_ids=ids, is_root=True)] == [
+            r["id"] for r in traced if r["parent_run_id"] is None
+        ]
+
+        # outside the window (by default the last day up to now): left out
+        old = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
+        plain = rx.client(auto_batch_tracing=False)
+        plain.create_run("old", {}, "chain", project_name="p", start_time=old)
+        assert rx.wait_for(lambda seen: "old" in _names(seen)), rx.tree()
+        assert len(list(runs.query(project_ids=ids))) == len(traced)
+        since = old - datetime.timedelta(minutes=1)
+        assert len(list(runs.query(project_ids=ids, min_start_time=since))) == (
+            len(traced) + 1
+        )
+        _assert_clean(rx)
+
+        with pytest.raises(langsmith.NotFoundError, match="not found"):
+            list(runs.query(project_ids=[str(uuid.uuid4())]))
+        refused: list[dict[str, Any]] = [
+            {"extra_body": {"run_type": "llm"}},  # the API spells it "LLM"
+            {"filter": 'eq(name, "add_one")'},  # no filter language here
+            {"selects": ["FEEDBACK_STATS"]},  # not answered by the receiver
+            {"page_size": 0},
+            {"cursor": "not-a-cursor"},
+        ]
+        for options in refused:
+            with pytest.raises(langsmith.BadRequestError):
+                list(runs.query(project_ids=ids, **options))
+        with pytest.raises(langsmith.BadRequestError, match="project_ids"):
+            list(runs.query(selects=["ID"]))
+        assert len(rx.errors) == len(refused) + 1, rx.errors
+        # the deprecated v1 query (Client.list_runs) is not served
+        json_body = {"Content-Type": "application/json"}
+        assert _post(rx, "POST", "/runs/query", b"{}", json_body) == 404
+        assert [r.path for r in rx.unexpected_requests] == [
+            "/api/v2/runs/query",  # the unknown project's
+            "/runs/query",
+        ]
+
+
+def _ancestors(rx: LangSmithReceiver, run: Run) -> list[str]:
+    """The ids above ``run``, its trace's root first, by the parent links."""
+    chain: list[str] = []
+    while run["parent_run_id"]:
+        run = rx.runs[run["parent_run_id"]]
+        chain.insert(0, run["id"])
+    return chain
