@@ -1437,7 +1437,17 @@ def _runs_query(client: Any) -> Any:
     own sync readers (``evaluate``, ``get_test_results``) query through this
     synchronous twin, which the client reaches by a private accessor.
     """
-    return client._get_langsmith_api_sync().runs.query
+    sync = getattr(client, "_get_langsmith_api_sync", None)
+    if sync is None:
+        import langsmith  # noqa: PLC0415
+
+        msg = (
+            f"langsmith {langsmith.__version__} has no synchronous runs query "
+            "(Client._get_langsmith_api_sync); the LangSmith readers of "
+            "langchain_cascade.collect need a client that has it (0.14.9 to 0.15.1 do)"
+        )
+        raise RuntimeError(msg)
+    return sync().runs.query
 
 
 def _llm_runs(
@@ -1588,9 +1598,10 @@ def _replayed_stop(
 
 
 def _revived(value: Any) -> Any:
+    """Logged messages, revived as messages only (logged traffic is not trusted)."""
     from langchain_core.load import load  # noqa: PLC0415
 
-    return load(value)
+    return load(value, allowed_objects="messages")
 
 
 def _tier_answer(run: Any) -> tuple[list[BaseMessage], AIMessage] | None:

@@ -274,3 +274,12 @@ def test_readers_follow_the_runs_query_pages(rx: LangSmithReceiver) -> None:
         sorted(m["attempts"][0]["score"] for m in metas)
     )
     assert (rx.unexpected_requests, rx.errors) == ([], []), rx.tree()
+
+
+def test_a_client_without_the_synchronous_runs_query_is_named() -> None:
+    class OtherClient:
+        def read_project(self, *, project_name: str) -> Any:
+            return type("Project", (), {"id": "p", "start_time": None})()
+
+    with pytest.raises(RuntimeError, match="no synchronous runs query"):
+        logged_cascades("traffic", client=OtherClient())
