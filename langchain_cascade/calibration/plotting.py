@@ -125,13 +125,11 @@ def plot_held_out(
         The path written.
 
     Example:
-        Fit on two queries, look at the fit on two others:
-
         >>> from tempfile import TemporaryDirectory
         >>> from langchain_cascade.calibration import calibrate
         >>> costs = [[1, 10], [1, 10]]
         >>> fitted = calibrate([[0.9, 0], [0.3, 0]], [[1, 1], [0, 1]], costs)
-        >>> held_out = ([[0.8, 0], [0.2, 0]], [[1, 1], [1, 1]], costs)
+        >>> held_out = ([[0.8, 0], [0.2, 0]], [[1, 1], [1, 1]], costs)  # 2 others
         >>> with TemporaryDirectory() as tmp:
         ...     png = plot_held_out(fitted, *held_out, Path(tmp) / "held_out.png")
         ...     png.stat().st_size > 0
