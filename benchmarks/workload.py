@@ -813,7 +813,7 @@ def report(
     ratio: float,
     *,
     out_dir: Path,
-    loaded: str,
+    collected: Mapping[str, str],
 ) -> str:
     names = test.names
     short = {
@@ -826,9 +826,9 @@ def report(
     lines = [
         "# Held-out workload: a cascade of local models on everyday + hard queries",
         "",
-        f"Produced by `python -m benchmarks.workload` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+        f"Produced by `python -m benchmarks.workload` on {collected['finished']}. "
         f"Data (read in place): {'; '.join(SOURCES)}. Machine: 2 cores shared with "
-        f"other sessions ({loaded}); latencies were measured one query at a time, "
+        f"other sessions ({collected['load']}); latencies were measured one query at a time, "
         "every tier answering every query in turn, so load hits all tiers alike; "
         "the ratios are what to read.",
         "",
@@ -1012,17 +1012,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = tuple(args.tiers.split(",")) if args.tiers else chosen_tiers()
     load = f"load average {Path('/proc/loadavg').read_text().split()[0]} at the start"
     started = time.perf_counter()
+    run_file = answers_dir() / "workload_run.json"
     if args.from_cache:
         fit_all = gather("fit", data_dir, args.ratio, None)
         test_all = gather("heldout", data_dir, args.ratio, None)
+        collected = (
+            json.loads(run_file.read_text(encoding="utf-8"))
+            if run_file.exists()
+            else {"finished": "an earlier run", "load": "load not recorded"}
+        )
     else:
         with LocalModels(ALL_TIERS, n_threads=THREADS) as models:
             fit_all = gather("fit", data_dir, args.ratio, models)
             test_all = gather("heldout", data_dir, args.ratio, models)
+        collected = {
+            "finished": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "load": load,
+        }
+        run_file.write_text(json.dumps(collected) + "\n", encoding="utf-8")
     fit_data, test = fit_all.subset(names), test_all.subset(names)
     fitted = fit(fit_data)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    text = report(fit_data, test, fitted, args.ratio, out_dir=args.out_dir, loaded=load)
+    text = report(
+        fit_data, test, fitted, args.ratio, out_dir=args.out_dir, collected=collected
+    )
     (args.out_dir / "workload.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     print(
