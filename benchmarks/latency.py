@@ -347,7 +347,11 @@ def report(
         "# Latency modes",
         "",
         f"Command: `python -m benchmarks.latency --rounds {args.rounds}"
-        + (f" --real --real-rounds {args.real_rounds}`" if real else "`"),
+        + (
+            f" --real --real-rounds {args.real_rounds} --threads {args.threads}`"
+            if real
+            else "`"
+        ),
         "",
         "Every call streamed with `astream`; TTFT = time to the first content token; "
         "full = time to the last chunk. Extra tokens: every token of runs that did not "
@@ -373,7 +377,10 @@ def report(
             "",
             "Qwen2.5-Coder-0.5B -> Qwen2.5-Coder-1.5B (Q4_K_M, xllamacpp, greedy, "
             f"max_tokens {REAL_MAX_TOKENS}, logprobs), both servers on this machine's "
-            f"2 CPU cores, shared with other jobs. Gate: {REAL_GATE_NOTE}. Easy: "
+            f"2 CPU cores, shared with other jobs, {args.threads} CPU thread(s) per "
+            "server (speculative mode runs both servers at once: with more threads "
+            "than cores, llama.cpp's threads wait on each other and a call can stall "
+            f"for seconds). Gate: {REAL_GATE_NOTE}. Easy: "
             f"{REAL_EASY!r}; hard: {REAL_HARD!r} (the 0.5B guesses, with shaky "
             "tokens). EXAMPLE prices (see "
             "`langchain_cascade.local_models.example_prices`).",
@@ -391,6 +398,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--real", action="store_true", help="also the local models")
     parser.add_argument("--real-rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads per local server (1: each model its own core of two)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latency.md")
     args = parser.parse_args()
 
@@ -400,7 +413,9 @@ def main() -> None:
     if args.real:
         from langchain_cascade.local_models import LocalModels
 
-        with LocalModels(["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]) as lm:
+        with LocalModels(
+            ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"], n_threads=args.threads
+        ) as lm:
             real = real_queries(lm)
             asyncio.run(run_queries(real, args.real_rounds))
     text = report(fakes, real, args)
