@@ -555,7 +555,10 @@ class LocalModels:
             cache_dir: Model cache directory.
             n_ctx: Context size per server.
             n_parallel: Concurrent request slots per server.
-            n_threads: CPU threads per server (default: CPUs available).
+            n_threads: CPU threads per server (default: CPUs available). When
+                servers compute at once (speculative mode, concurrent calls),
+                give each ``cores / servers``: with more threads than cores,
+                llama.cpp's threads wait on each other and calls stall.
             kv_unified: One KV cache shared by the slots (each request may use
                 the full ``n_ctx``). ``False`` gives each slot ``n_ctx /
                 n_parallel`` and a prompt cache of its own, which callers pinned
