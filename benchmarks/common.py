@@ -207,11 +207,6 @@ def write_json(path: Path, obj: Any) -> None:
     )
 
 
-def clean_float(value: float) -> float | str | None:
-    """JSON-safe float: NaN -> None, +-inf -> "inf" / "-inf"."""
-    return json_float(value)
-
-
 # --------------------------------------------------------------------------- answers
 
 
@@ -263,10 +258,9 @@ class Answers:
             i for i, q in enumerate(self.queries) if (q.split, q.qid) == (split, qid)
         )
 
-    def feature(self, name: str, model: str, split: str | None = None) -> FloatArray:
-        """One answer feature of one tier (all splits, or one)."""
-        column = self.data.features[name][:, self.models.index(model)]
-        return column if split is None else column[self.rows(split)]
+    def feature(self, name: str, model: str) -> FloatArray:
+        """One answer feature of one tier's answers (every split)."""
+        return self.data.features[name][:, self.models.index(model)]
 
 
 def collect_answers(
@@ -485,7 +479,7 @@ def live_tag(
     key: str, candidate: Candidate, thresholds: Sequence[float]
 ) -> dict[str, Any]:
     """What identifies a live run's configuration in the cache."""
-    return {key: candidate.name, "thresholds": [clean_float(t) for t in thresholds]}
+    return {key: candidate.name, "thresholds": [json_float(t) for t in thresholds]}
 
 
 def run_live(
@@ -886,7 +880,7 @@ def operating_point(
         "rule": rule,
         "target": f.target,
         key: f.chosen.name,
-        "thresholds": [clean_float(t) for t in res.thresholds],
+        "thresholds": [json_float(t) for t in res.thresholds],
         "thresholds_text": threshold_text(res.thresholds),
         "train_accuracy": res.quality,
         "train_cost_per_query": res.cost,
@@ -953,7 +947,7 @@ def summary(a: Analysis, benchmark: str, extra: Mapping[str, Any]) -> dict[str, 
         },
         "gate_selection": "lowest train cost at the target; ties -> higher APGR",
         "chosen_gate": a.fitted.chosen.name,
-        "thresholds": [clean_float(t) for t in a.thresholds],
+        "thresholds": [json_float(t) for t in a.thresholds],
         **extra,
         "cascade_train": result.to_dict(),
         "cascade_test": a.ev.to_dict(),

@@ -44,12 +44,12 @@ from benchmarks.common import (
     Answers,
     FloatArray,
     Query,
-    clean_float,
     fmt_seconds,
     logprob_scores,
     markdown_table,
     pct,
 )
+from langchain_cascade._numeric import json_float
 from langchain_cascade.gates import LogprobGate, RegexGate, all_of
 from langchain_cascade.gates.base import Gate
 from langchain_cascade.gates.logprob import Aggregation
@@ -310,7 +310,7 @@ def report(a: Analysis) -> tuple[dict[str, Any], list[str]]:
             "tier0_cost_share_of_top_tier": tier0_share,
             "smollm2_probe": {
                 "n": len(probe),
-                "accuracy": clean_float(probe_acc),
+                "accuracy": json_float(probe_acc),
                 "problems": "the first train problems",
             },
         },
